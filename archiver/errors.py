@@ -1,0 +1,66 @@
+"""The exceptions archiver raises.
+
+One root, ``ArchiverError``; every error carries the CLI exit code it maps to.
+Validation problems in bags are *data* (``archiver.verify.Problem``), not
+exceptions.
+
+    ArchiverError                  exit 3 unless a subclass says otherwise
+    ├── UsageError                 exit 2: the caller asked for something malformed
+    │   └── ManifestError          a collection manifest is unreadable or invalid
+    ├── SourceError                exit 1: one source could not be captured
+    │   ├── FetchError             HTTP or network failure (status, timeout, refused)
+    │   ├── RobotsDisallowed       robots.txt forbids the URL
+    │   ├── TooLarge               body (raw or decoded) over the size cap
+    │   ├── UnsupportedContent     not a text/HTML document
+    │   └── ExtractionError        no text could be extracted
+    └── StorageError               exit 3: a root, bag or target cannot be read or written
+        └── TargetUnreachable      a mirror target (directory, S3) cannot be reached
+"""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Root of archiver's exceptions. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 3
+
+
+class UsageError(ArchiverError):
+    exit_code = 2
+
+
+class ManifestError(UsageError):
+    """A manifest is malformed. The message names the file and, where known, the line."""
+
+
+class SourceError(ArchiverError):
+    exit_code = 1
+
+
+class FetchError(SourceError):
+    pass
+
+
+class RobotsDisallowed(SourceError):
+    pass
+
+
+class TooLarge(SourceError):
+    pass
+
+
+class UnsupportedContent(SourceError):
+    pass
+
+
+class ExtractionError(SourceError):
+    pass
+
+
+class StorageError(ArchiverError):
+    exit_code = 3
+
+
+class TargetUnreachable(StorageError):
+    pass
