@@ -1,0 +1,99 @@
+"""A collection root: a folder of bags plus ``.archiver/`` (event log, catalogue).
+
+Bags are built in temporary folders named ``.tmp-*`` inside the root, on the
+same filesystem, and renamed into place when complete and fsynced. Anything
+named ``.tmp-*`` is by definition unfinished; ``open_collection`` removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import StorageError
+
+TMP_PREFIX = ".tmp-"
+META_DIR = ".archiver"
+
+
+def open_collection(root: Path | str, *, create: bool = True, clean: bool = True) -> Path:
+    """Check (and create) a writable collection root; remove crash leftovers.
+
+    Raises StorageError (exit 3) when the root is not a directory or not writable.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise StorageError(f"collection root {root} is not a directory")
+    if not root.exists():
+        if not create:
+            raise StorageError(f"collection root {root} does not exist")
+        try:
+            root.mkdir(parents=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create collection root {root}: {exc.strerror}") from exc
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise StorageError(f"collection root {root} is not writable")
+    try:
+        (root / META_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {root / META_DIR}: {exc.strerror}") from exc
+    if clean:
+        remove_leftovers(root)
+    return root
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Remove temporary folders a crashed run left in ``root``; return them."""
+    removed = []
+    for entry in root.iterdir():
+        if entry.name.startswith(TMP_PREFIX):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def make_temp_dir(root: Path, label: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{label}-", dir=root))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """fsync every file and folder below ``path``, folders after their contents."""
+    for dirpath, _dirnames, filenames in os.walk(path, topdown=False):
+        for name in filenames:
+            fsync_file(Path(dirpath) / name)
+        fsync_dir(Path(dirpath))
+
+
+def is_bag_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "bagit.txt").is_file()
+
+
+def list_bag_dirs(root: Path) -> list[Path]:
+    """Bag folders directly under ``root`` (skipping ``.archiver`` and ``.tmp-*``)."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.iterdir()
+        if not p.name.startswith(".") and is_bag_dir(p)
+    )
