@@ -101,6 +101,66 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[..., Non
 # snapshot (lead)
 # ---------------------------------------------------------------------------
 
+
+@app.command()
+def snapshot(
+    sources: list[str] = typer.Argument(None, help="http(s) URLs, local HTML files, or file:// URLs."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="A collection manifest (TOML)."),
+    root: Path = RootOption,
+    organization: Optional[str] = typer.Option(None, "--organization", help="Source-Organization for bag-info.txt."),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Collection id (Bag-Group-Identifier)."),
+    delay: float = typer.Option(1.0, "--delay", min=0.0, help="Minimum seconds between requests to one host."),
+    ignore_robots: bool = typer.Option(False, "--ignore-robots", help="Do not obey robots.txt."),
+    user_agent: Optional[str] = typer.Option(None, "--user-agent", help="User-Agent header to send."),
+    max_bytes: int = typer.Option(50 * 1024 * 1024, "--max-bytes", min=1, help="Body size cap (bytes)."),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Read timeout in seconds."),
+    retries: int = typer.Option(3, "--retries", min=0, help="Retries on 429/5xx and connection errors."),
+    force: bool = typer.Option(False, "--force", help="Make a new bag even if the text is unchanged."),
+    json_output: bool = JsonOption,
+) -> None:
+    """Fetch sources, record them as WARC, extract canonical text, and bag each capture.
+
+    Example: archiver snapshot --manifest manifests/example.toml --root bags
+    """
+    from .fetch import FetchSettings
+    from .manifest import load_manifest
+    from .snapshot import SnapshotOptions, snapshot as run_snapshot
+
+    with errors_to_exit(json_output):
+        all_sources = list(sources or [])
+        collection_id, org = collection, organization
+        if manifest is not None:
+            loaded = load_manifest(manifest)
+            all_sources += loaded.sources
+            collection_id = collection_id or loaded.collection_id
+            org = org or loaded.organization
+        if not all_sources:
+            raise fail("give at least one SOURCE or --manifest FILE", EXIT_USAGE)
+        settings = FetchSettings(delay=delay, obey_robots=not ignore_robots, max_bytes=max_bytes,
+                                 read_timeout=timeout, retries=retries)
+        if user_agent:
+            settings.user_agent = user_agent
+        options = SnapshotOptions(root=root, organization=org or "archiver", collection_id=collection_id,
+                                  fetch=settings, force=force)
+        with progress_bar("snapshot", enabled=not json_output) as on_progress:
+            results = run_snapshot(all_sources, options, on_progress=on_progress)
+    worst = max((r.exit_code for r in results), default=EXIT_OK)
+    counts = {k: sum(r.outcome == k for r in results) for k in ("captured", "unchanged", "failed")}
+    if json_output:
+        emit_json({"root": str(root), "sources": [r.to_dict() for r in results], **counts,
+                   "exit_code": worst})
+    else:
+        for r in results:
+            if r.outcome == "captured":
+                out.print(f"captured   {r.source} -> {root / r.bag}", markup=False)
+            elif r.outcome == "unchanged":
+                out.print(f"unchanged  {r.source} ({r.reason}; last bag {r.bag})", markup=False)
+            else:
+                err.print(f"failed     {r.source}: {r.reason}", markup=False)
+        out.print(f"{counts['captured']} captured, {counts['unchanged']} unchanged, "
+                  f"{counts['failed']} failed", markup=False)
+    raise typer.Exit(worst)
+
 # ---------------------------------------------------------------------------
 # extract (extraction helper)
 # ---------------------------------------------------------------------------
@@ -116,6 +176,108 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[..., Non
 # ---------------------------------------------------------------------------
 # catalog, list, show, search, history, rebuild (catalogue helper)
 # ---------------------------------------------------------------------------
+
+catalog_app = typer.Typer(help="The collection's catalogue (.archiver/catalog.sqlite).", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("rebuild")
+def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """Rebuild the catalogue from the bags and the event log.
+
+    Example: archiver catalog rebuild --root bags
+    """
+    from .catalog import rebuild_catalog
+
+    with errors_to_exit(json_output), progress_bar("indexing") as on_progress:
+        if not root.is_dir():
+            raise fail(f"collection root {root} does not exist", EXIT_CANNOT_RUN)
+        report = rebuild_catalog(root, on_progress=on_progress)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        out.print(f"catalogue rebuilt: {report.bags} bags, {report.checks} re-checks", markup=False)
+    for name, reason in report.skipped or []:
+        err.print(f"archiver: warning: skipped {name}: {reason}", markup=False)
+
+
+@app.command("list")
+def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """List every bag of the collection, oldest capture first.
+
+    Example: archiver list --root bags --json
+    """
+    from .catalog import open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        records = catalog.list_bags()
+    if json_output:
+        emit_json({"root": str(root), "bags": [r.to_dict() for r in records]})
+        return
+    for r in records:
+        out.print(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}", markup=False)
+
+
+@app.command()
+def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path = RootOption,
+         json_output: bool = JsonOption) -> None:
+    """Show one bag's catalogue record: by bag name, or the latest capture of a URL.
+
+    Example: archiver show https://theanarchistlibrary.org/library/... --root bags
+    """
+    from .catalog import open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        record = catalog.show(bag_or_url)
+    document = {**record.to_dict(), "path": str(root / record.name)}
+    if json_output:
+        emit_json(document)
+        return
+    for key, value in document.items():
+        if value is not None:
+            out.print(f"{key}: {value}", markup=False)
+
+
+@app.command()
+def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N results."),
+           root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """Full-text search of titles, authors and texts, best match first.
+
+    Words are searched as written (all must match); "a phrase" in double quotes;
+    word* for a prefix; OR, NOT and parentheses combine.
+
+    Example: archiver search 'mutual aid' --limit 5 --root bags
+    """
+    from .catalog import open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        hits = catalog.search(query, limit)
+    if json_output:
+        emit_json({"query": query, "results": [h.to_dict() for h in hits]})
+        return
+    for hit in hits:
+        out.print(f"{hit.name}  {hit.title or '(untitled)'}  {hit.url or ''}", markup=False)
+        out.print(f"    {' '.join(hit.snippet.split())}", markup=False)
+
+
+@app.command()
+def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """Every capture and every unchanged re-check of a source, oldest first.
+
+    Example: archiver history https://theanarchistlibrary.org/library/... --root bags
+    """
+    from .catalog import NotInCatalog, open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        entries = catalog.history(url)
+        if not entries:
+            raise NotInCatalog(f"{url!r} was never captured in {root}")
+    if json_output:
+        emit_json({"url": url, "history": [e.to_dict() for e in entries]})
+        return
+    for e in entries:
+        note = f" ({e.reason})" if e.reason else ""
+        out.print(f"{e.time}  {e.kind:<9}  {e.bag or '-'}{note}", markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
