@@ -169,6 +169,8 @@ class Fetcher:
         if parser is None:
             if how.startswith("allow"):
                 return how
+            if how.startswith("error: "):
+                raise FetchError(how[len("error: "):])
             raise RobotsDisallowed(f"robots.txt: {how}")
         if not parser.can_fetch(url, self.settings.user_agent):
             raise RobotsDisallowed(f"robots.txt at {origin} disallows this URL for our user agent")
@@ -179,7 +181,8 @@ class Fetcher:
         try:
             exchange = self._request(robots_url, {})
         except FetchError as exc:
-            return None, f"{robots_url} unreachable ({exc}); treated as disallow-all, as major crawlers do"
+            # The host itself is unreachable: that, not robots.txt, is the reason to give.
+            return None, f"error: {exc} (while fetching {robots_url})"
         if exchange.status == 429 or exchange.status >= 500:
             return None, f"{robots_url} answered {exchange.status}; treated as disallow-all, as major crawlers do"
         if exchange.status >= 400:
@@ -266,6 +269,8 @@ class Fetcher:
         except requests.exceptions.ReadTimeout as exc:
             raise FetchError(f"no answer within the read timeout ({s.read_timeout:g} s)") from exc
         except requests.exceptions.ConnectionError as exc:
+            if _caused_by(exc, ReadTimeoutError):
+                raise FetchError(f"no answer within the read timeout ({s.read_timeout:g} s)") from exc
             raise FetchError(f"cannot connect: {_root_cause(exc)}") from exc
         except requests.exceptions.RequestException as exc:
             raise FetchError(f"request failed: {_root_cause(exc)}") from exc
@@ -362,6 +367,21 @@ def _inflate(data: bytes, wbits: int, cap: int) -> bytes:
         raise TooLarge(f"body inflates past the {cap:,}-byte cap (Content-Encoding bomb?)")
     out.append(tail)
     return b"".join(out)
+
+
+def _caused_by(exc: BaseException, kind: type) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        if isinstance(seen, MaxRetryError) and seen.reason is not None:
+            seen = seen.reason
+            continue
+        nxt = seen.__cause__ or seen.__context__ or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        seen = nxt
+    return False
 
 
 def _root_cause(exc: BaseException) -> str:
