@@ -1,0 +1,361 @@
+"""The snapshot pipeline: source → fetch → WARC → canonical text → bag → event.
+
+    >>> results = snapshot(["https://example.org/essay"], SnapshotOptions(root=Path("bags")))
+    >>> results[0].outcome, results[0].bag
+    ('captured', 'essay-20261125T093000Z')
+
+Every source is processed; a failed source leaves nothing behind and its
+result says why in one line. A source captured before is re-checked with a
+conditional request (If-None-Match / If-Modified-Since from its last capture):
+a 304, or a body whose canonical text hashes the same as the last capture's,
+makes no new bag but a ``capture`` event with outcome ``unchanged``.
+``force=True`` bags anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote, urlsplit
+
+from . import __version__
+from .bag import write_bag
+from .charset import decode_document
+from .collection import open_collection
+from .errors import ArchiverError, ExtractionError, SourceError, StorageError, UnsupportedContent
+from .events import Event, append_event, iso, read_events, utc_now
+from .extract import Extraction, extract_html
+from .fetch import Capture, Fetcher, FetchSettings
+from .manifest import resolve_source
+from .warc import capture_to_warc, resource_to_warc
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass
+class SnapshotOptions:
+    root: Path
+    organization: str = "archiver"
+    collection_id: str | None = None         # Bag-Group-Identifier; default: the root's folder name
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    force: bool = False
+    workers: int = 4
+
+
+@dataclass
+class SourceResult:
+    source: str
+    outcome: str                              # "captured" | "unchanged" | "failed"
+    bag: str | None = None
+    url: str | None = None
+    final_url: str | None = None
+    title: str | None = None
+    reason: str | None = None
+    exit_code: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PreviousCapture:
+    bag: str | None
+    text_sha256: str | None
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass
+class CaptureMaterial:
+    """What a bag is made of: everything gathered before writing."""
+
+    url: str
+    final_url: str
+    retrieved: datetime
+    extraction: Extraction
+    canonical: bytes
+    warc: bytes
+    raw_body: bytes
+    http_status: int | None
+    content_type: str
+    charset: str
+    charset_source: str
+    etag: str | None = None
+    last_modified: str | None = None
+    redirects: list[dict] = field(default_factory=list)
+    robots: str = ""
+    derived_from: dict | None = None
+
+
+def snapshot(sources: list[str], options: SnapshotOptions,
+             on_progress: Callable[..., None] | None = None) -> list[SourceResult]:
+    """Capture every source into ``options.root``; return one result per source, in order."""
+    root = open_collection(options.root)  # StorageError (exit 3) before any fetch
+    collection_id = options.collection_id or root.resolve().name
+    fetcher = Fetcher(options.fetch)
+    previous = last_captures(root)
+    names = BagNames(root)
+    results: list[SourceResult | None] = [None] * len(sources)
+    done = 0
+    lock = threading.Lock()
+
+    def run(index: int, source: str) -> None:
+        nonlocal done
+        result = _snapshot_one(source, root, collection_id, options, fetcher, previous, names)
+        with lock:
+            results[index] = result
+            done += 1
+            if on_progress:
+                on_progress(done, len(sources), result.source)
+
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        for future in [pool.submit(run, i, s) for i, s in enumerate(sources)]:
+            future.result()
+    return [r for r in results if r is not None]
+
+
+def _snapshot_one(source: str, root: Path, collection_id: str, options: SnapshotOptions,
+                  fetcher: Fetcher, previous: dict[str, PreviousCapture], names: "BagNames") -> SourceResult:
+    try:
+        url = resolve_source(source)
+    except ArchiverError as exc:
+        return SourceResult(source, "failed", reason=str(exc), exit_code=exc.exit_code)
+    prior = None if options.force else previous.get(url)
+    try:
+        if url.startswith("file://"):
+            material = _capture_local(url)
+        else:
+            material = _capture_http(url, fetcher, prior)
+        if material is None:  # 304 Not Modified
+            assert prior is not None
+            _log_unchanged(root, url, prior, "HTTP 304 Not Modified")
+            return SourceResult(source, "unchanged", bag=prior.bag, url=url, reason="HTTP 304 Not Modified")
+        text_sha = hashlib.sha256(material.canonical).hexdigest()
+        if prior is not None and prior.text_sha256 == text_sha:
+            _log_unchanged(root, url, prior, "canonical text unchanged", material)
+            return SourceResult(source, "unchanged", bag=prior.bag, url=url, final_url=material.final_url,
+                                title=material.extraction.text.title, reason="canonical text unchanged")
+        bag_dir = write_capture_bag(root, material, collection_id, options.organization, names)
+    except SourceError as exc:
+        _log_failure(root, url, str(exc))
+        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code)
+    except StorageError as exc:
+        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code)
+    return SourceResult(source, "captured", bag=bag_dir.name, url=url, final_url=material.final_url,
+                        title=material.extraction.text.title)
+
+
+def _capture_http(url: str, fetcher: Fetcher, prior: PreviousCapture | None) -> CaptureMaterial | None:
+    conditional = {}
+    if prior is not None:
+        if prior.etag:
+            conditional["If-None-Match"] = prior.etag
+        if prior.last_modified:
+            conditional["If-Modified-Since"] = prior.last_modified
+    capture = fetcher.fetch(url, conditional=conditional or None)
+    if capture.not_modified:
+        return None
+    return material_from_capture(capture)
+
+
+def material_from_capture(capture: Capture) -> CaptureMaterial:
+    """Check, decode and extract a fetched page; render its WARC."""
+    content_type = capture.content_type or _sniff_type(capture.body)
+    if content_type not in HTML_TYPES:
+        raise UnsupportedContent(f"content type {content_type or 'unknown'!r} is not an HTML page "
+                                 "(bagging other downloads is not supported yet)")
+    if not capture.body.strip():
+        raise ExtractionError("empty body: the server sent no content")
+    text, charset, how = decode_document(capture.body, capture.header_charset)
+    extraction = extract_html(text, url=capture.final_url, retrieved=capture.retrieved)
+    return CaptureMaterial(
+        url=capture.url, final_url=capture.final_url, retrieved=capture.retrieved,
+        extraction=extraction, canonical=extraction.text.render().encode("utf-8"),
+        warc=capture_to_warc(capture), raw_body=capture.body, http_status=capture.status,
+        content_type=content_type, charset=charset, charset_source=how,
+        etag=capture.header("ETag"), last_modified=capture.header("Last-Modified"),
+        redirects=capture.redirects, robots=capture.robots)
+
+
+def _capture_local(uri: str) -> CaptureMaterial:
+    path = Path(unquote(urlsplit(uri).path))
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+    if not body.strip():
+        raise ExtractionError(f"{path} is empty")
+    retrieved = utc_now()
+    suffix = path.suffix.lower()
+    content_type = {".html": "text/html", ".htm": "text/html", ".xhtml": "application/xhtml+xml"}.get(
+        suffix) or _sniff_type(body)
+    if content_type not in HTML_TYPES:
+        raise UnsupportedContent(f"{path.name} does not look like an HTML page")
+    text, charset, how = decode_document(body, None)
+    extraction = extract_html(text, url=uri, retrieved=retrieved)
+    return CaptureMaterial(
+        url=uri, final_url=uri, retrieved=retrieved, extraction=extraction,
+        canonical=extraction.text.render().encode("utf-8"),
+        warc=resource_to_warc(uri, body, content_type, retrieved), raw_body=body, http_status=None,
+        content_type=content_type, charset=charset, charset_source=how, robots="local file")
+
+
+def _sniff_type(body: bytes) -> str:
+    head = body[:1024].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<body" in head or b"<head" in head:
+        return "text/html"
+    return ""
+
+
+def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str, organization: str,
+                      names: "BagNames | None" = None) -> Path:
+    """Write one bag for a capture, log its ``capture`` event, update the catalogue."""
+    names = names or BagNames(root)
+    canonical_text = material.extraction.text
+    text_sha = hashlib.sha256(material.canonical).hexdigest()
+    metadata = {
+        **{k: v for k, v in canonical_text.to_dict().items() if k != "body"},
+        "url": material.url,
+        "final_url": material.final_url,
+        "retrieved": iso(material.retrieved),
+        "http_status": material.http_status,
+        "content_type": material.content_type,
+        "charset": material.charset,
+        "charset_source": material.charset_source,
+        "etag": material.etag,
+        "last_modified": material.last_modified,
+        "redirects": material.redirects,
+        "robots": material.robots,
+        "extractor": material.extraction.extractor,
+        "extractor_version": material.extraction.extractor_version,
+        "archiver_version": __version__,
+        "text_sha256": text_sha,
+        "body_sha256": hashlib.sha256(material.raw_body).hexdigest(),
+        "attachments": material.extraction.links,
+        "derived_from": material.derived_from,
+    }
+    info = [
+        ("Source-Organization", organization),
+        ("External-Identifier", material.url),
+        ("External-Description", canonical_text.title or material.final_url),
+        ("Bag-Group-Identifier", collection_id),
+        ("Source-URL", material.url),
+        ("Retrieval-Date", iso(material.retrieved)),
+    ]
+    payload = {
+        "text.txt": material.canonical,
+        "metadata.json": (json.dumps(metadata, ensure_ascii=False, indent=1) + "\n").encode("utf-8"),
+        "capture.warc.gz": material.warc,
+    }
+    with names.reserve(_slug(material), material.retrieved) as name:
+        bag_dir = write_bag(root, name, payload, info)
+    append_event(root, Event(type="capture", outcome="success", bag=bag_dir.name, detail={
+        "url": material.url, "final_url": material.final_url, "text_sha256": text_sha,
+        "etag": material.etag, "last_modified": material.last_modified,
+        "extractor_version": material.extraction.extractor_version,
+        "derived_from": material.derived_from,
+    }))
+    _update_catalogue(root, bag_dir)
+    return bag_dir
+
+
+def _update_catalogue(root: Path, bag_dir: Path) -> None:
+    # The catalogue is derived and rebuildable: a broken catalogue never fails a capture.
+    try:
+        from .catalog import catalog_add_bag
+    except ImportError:
+        return
+    try:
+        catalog_add_bag(root, bag_dir)
+    except ArchiverError:
+        pass
+
+
+def _log_unchanged(root: Path, url: str, prior: PreviousCapture, why: str,
+                   material: CaptureMaterial | None = None) -> None:
+    append_event(root, Event(type="capture", outcome="unchanged", bag=prior.bag, detail={
+        "url": url, "reason": why, "text_sha256": prior.text_sha256,
+        "etag": (material.etag if material else None) or prior.etag,
+        "last_modified": (material.last_modified if material else None) or prior.last_modified,
+    }))
+
+
+def _log_failure(root: Path, url: str, reason: str) -> None:
+    try:
+        append_event(root, Event(type="capture", outcome="failure", detail={"url": url, "reason": reason}))
+    except StorageError:
+        pass
+
+
+def last_captures(root: Path) -> dict[str, PreviousCapture]:
+    """The latest successful or unchanged capture state of each URL, from the event log."""
+    state: dict[str, PreviousCapture] = {}
+    for event in read_events(root).events:
+        if event.type != "capture" or event.outcome not in ("success", "unchanged"):
+            continue
+        url = event.detail.get("url")
+        if not url:
+            continue
+        if event.outcome == "success" and event.detail.get("derived_from"):
+            continue  # a rebuilt bag is not a new retrieval of its URL
+        old = state.get(url)
+        state[url] = PreviousCapture(
+            bag=event.bag or (old.bag if old else None),
+            text_sha256=event.detail.get("text_sha256") or (old.text_sha256 if old else None),
+            etag=event.detail.get("etag") or None,
+            last_modified=event.detail.get("last_modified") or None,
+        )
+    return {url: prior for url, prior in state.items() if prior.bag and (root / prior.bag).is_dir()}
+
+
+def _slug(material: CaptureMaterial) -> str:
+    parts = urlsplit(material.final_url)
+    segments = [s for s in unquote(parts.path).split("/") if s]
+    base = segments[-1] if segments else parts.netloc
+    base = re.sub(r"\.(html?|php|aspx?)$", "", base.lower())
+    slug = _SLUG_CHARS.sub("-", base).strip("-")[:60].strip("-")
+    if not slug:
+        slug = _SLUG_CHARS.sub("-", (material.extraction.text.title or "capture").lower()).strip("-")[:60]
+    return slug or "capture"
+
+
+class BagNames:
+    """Hands out unique ``<slug>-<YYYYMMDDTHHMMSSZ>`` names, across threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._taken: set[str] = set()
+
+    def reserve(self, slug: str, when: datetime) -> "_Reservation":
+        stamp = when.strftime("%Y%m%dT%H%M%SZ")
+        with self._lock:
+            candidate = f"{slug}-{stamp}"
+            n = 2
+            while candidate in self._taken or (self.root / candidate).exists():
+                candidate = f"{slug}-{stamp}-{n}"
+                n += 1
+            self._taken.add(candidate)
+        return _Reservation(self, candidate)
+
+
+class _Reservation:
+    def __init__(self, names: BagNames, name: str) -> None:
+        self.names, self.name = names, name
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        with self.names._lock:
+            self.names._taken.discard(self.name)
+
+
