@@ -1,0 +1,226 @@
+"""A mirror target that is a directory: another disk, a mounted share.
+
+A bag is copied into ``<target>/<bag>.partial``, each file written to a
+temporary name, fsynced and renamed; when every file is there the folders are
+fsynced and ``<bag>.partial`` is renamed to ``<bag>``. To change a bag that
+is already at the target, its receipt is removed first and the bag is renamed
+back to ``<bag>.partial``: a reader of the target never sees a bag in an
+in-between state under its final name, and never a receipt for one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from ..bagreader import LocalBag, iter_tree
+from ..collection import fsync_dir, is_bag_dir
+from ..errors import StorageError, TargetUnreachable
+from .plan import SourceBag, TargetBagState
+from .target import EVENTS_FILE, PARTIAL_SUFFIX, RECEIPTS_DIR, joined_lines
+
+CHUNK = 1 << 20
+TMP_SUFFIX = ".mirror-tmp"
+STAGING_DIR = ".archiver/staging"
+
+
+class DirectoryTarget:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    # -- reachability ---------------------------------------------------------------
+    def check_reachable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / RECEIPTS_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TargetUnreachable(f"target {self.root} cannot be created or written: "
+                                    f"{exc.strerror or exc}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise TargetUnreachable(f"target {self.root} is not writable")
+
+    # -- reading state ----------------------------------------------------------------
+    def _final(self, name: str) -> Path:
+        return self.root / name
+
+    def _partial(self, name: str) -> Path:
+        return self.root / (name + PARTIAL_SUFFIX)
+
+    def _receipt(self, name: str) -> Path:
+        return self.root / RECEIPTS_DIR / f"{name}.json"
+
+    def _files(self, folder: Path) -> dict[str, int]:
+        return {entry.path: entry.size for entry in iter_tree(folder)}
+
+    def state(self, source: SourceBag) -> TargetBagState | None:
+        final, partial = self._final(source.name), self._partial(source.name)
+        folder = final if final.is_dir() else partial if partial.is_dir() else None
+        if folder is None:
+            return None
+        files = self._files(folder)
+        identical = all(_same_bytes(folder / name, content)
+                        for name, content in source.tagmanifests.items())
+        has_receipt = folder == final and self._receipt(source.name).is_file()
+        return TargetBagState(files, has_receipt, identical)
+
+    def listing(self, name: str) -> dict[str, int]:
+        final = self._final(name)
+        return self._files(final) if final.is_dir() else {}
+
+    def keeps_receipts(self) -> bool:
+        """True when this target is a mirror (it holds at least one receipt)."""
+        receipts = self.root / RECEIPTS_DIR
+        return receipts.is_dir() and any(receipts.iterdir())
+
+    def reader(self, name: str) -> LocalBag:
+        return LocalBag(self._final(name))
+
+    def has_receipt(self, name: str) -> bool:
+        return self._receipt(name).is_file()
+
+    def bag_names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if not p.name.startswith(".") and not p.name.endswith(PARTIAL_SUFFIX)
+                      and p.is_dir() and not p.is_symlink())
+
+    def is_bag(self) -> bool:
+        """True when the target path is itself a single bag."""
+        return is_bag_dir(self.root)
+
+    # -- changing -----------------------------------------------------------------------
+    def begin(self, name: str) -> None:
+        final, partial = self._final(name), self._partial(name)
+        try:
+            self.delete_receipt(name)
+            if final.is_dir():
+                if partial.exists():
+                    shutil.rmtree(partial)
+                os.rename(final, partial)
+                fsync_dir(self.root)
+            else:
+                partial.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot prepare {partial}: {exc.strerror or exc}") from exc
+
+    def put(self, name: str, path: str, stream: BinaryIO, size: int, sha256: str | None) -> None:
+        dest = self._partial(name) / path
+        write_atomically(dest, stream)
+
+    def delete(self, name: str, path: str) -> None:
+        try:
+            (self._partial(name) / path).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {path} from {self._partial(name)}: {exc.strerror}") from exc
+
+    def finish(self, name: str) -> None:
+        partial, final = self._partial(name), self._final(name)
+        try:
+            # Files were fsynced as they were written; the folders that name them
+            # are fsynced here, deepest first, before the rename publishes the bag.
+            for dirpath, _dirs, _files in os.walk(partial, topdown=False):
+                fsync_dir(Path(dirpath))
+            os.rename(partial, final)
+            fsync_dir(self.root)
+        except OSError as exc:
+            raise StorageError(f"cannot move {partial} into place: {exc.strerror or exc}") from exc
+
+    def write_receipt(self, name: str, data: bytes) -> None:
+        write_atomically(self._receipt(name), _BytesStream(data))
+
+    def delete_receipt(self, name: str) -> None:
+        receipt = self._receipt(name)
+        if receipt.exists():
+            receipt.unlink()
+            fsync_dir(receipt.parent)
+
+    # -- event log ----------------------------------------------------------------------
+    def read_event_log(self) -> bytes:
+        try:
+            return (self.root / EVENTS_FILE).read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.root / EVENTS_FILE}: {exc.strerror}") from exc
+
+    def append_event_lines(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        path = self.root / EVENTS_FILE
+        data = joined_lines(self.read_event_log(), lines)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageError(f"cannot append to {path}: {exc.strerror}") from exc
+
+    # -- repair -------------------------------------------------------------------------
+    def _staging(self, name: str) -> Path:
+        return self.root / STAGING_DIR / name
+
+    def stage(self, name: str, path: str, stream: BinaryIO) -> None:
+        """Write a replacement for ``path`` in the staging area (same filesystem)."""
+        _write_synced(self._staging(name) / path, stream)
+
+    def staged_reader(self, name: str) -> LocalBag:
+        return LocalBag(self._staging(name))
+
+    def swap(self, name: str, path: str) -> None:
+        """Atomically replace the bag's file with the staged one."""
+        dest = self._final(name) / path
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._staging(name) / path, dest)
+            fsync_dir(dest.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot replace {dest}: {exc.strerror}") from exc
+
+    def discard_staging(self, name: str) -> None:
+        shutil.rmtree(self._staging(name), ignore_errors=True)
+
+
+class _BytesStream:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, n: int = -1) -> bytes:
+        chunk, self.data = (self.data, b"") if n < 0 else (self.data[:n], self.data[n:])
+        return chunk
+
+
+def _same_bytes(path: Path, content: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(content) and path.read_bytes() == content
+    except OSError:
+        return False
+
+
+def _write_synced(path: Path, stream: BinaryIO) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_atomically(dest: Path, stream: BinaryIO) -> None:
+    """Write to a temporary name beside ``dest``, fsync, rename over ``dest``."""
+    tmp = dest.with_name(f".{dest.name}{TMP_SUFFIX}")
+    _write_synced(tmp, stream)
+    try:
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise StorageError(f"cannot rename {tmp} to {dest}: {exc.strerror}") from exc

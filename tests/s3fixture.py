@@ -1,0 +1,72 @@
+"""A real S3 server on loopback (moto's server mode, 127.0.0.1, port 0), and
+small bags to mirror. Imported by the mirror and repair tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from archiver.bag import write_bag
+
+
+class S3Server:
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+
+    def client(self):
+        from archiver.mirror import make_client
+
+        return make_client(self.endpoint_url)
+
+    def new_bucket(self) -> str:
+        name = f"mirror-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    saved = {k: os.environ.get(k) for k in DUMMY_AWS}
+    os.environ.update(DUMMY_AWS)
+    server = S3Server()
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def make_bags(root: Path, count: int, size: int = 2000, prefix: str = "essay") -> list[Path]:
+    """``count`` small bags in ``root`` (text, metadata, a binary 'warc')."""
+    root.mkdir(parents=True, exist_ok=True)
+    bags = []
+    for i in range(count):
+        text = (f"Title: Essay {i}\n\n" + "word " * (size // 5)).encode()
+        payload = {
+            "text.txt": text,
+            "metadata.json": f'{{"title": "Essay {i}"}}\n'.encode(),
+            "capture.warc.gz": os.urandom(size),
+        }
+        bags.append(write_bag(root, f"{prefix}-{i:05d}-20261125T093000Z", payload,
+                              [("Source-Organization", "Example Library"),
+                               ("External-Identifier", f"https://example.org/{i}")]))
+    return bags
