@@ -1,0 +1,261 @@
+"""Extraction: the golden page, every profile's fixtures byte for byte, the
+generic fallback, the canonical serialisation rules, and the ``extract`` verb."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archiver.cli import app
+from archiver.errors import ExtractionError
+from archiver.extract import extract_html
+from archiver.extract.htmltext import element_paragraphs, parse_html
+
+FIXTURES = Path(__file__).parent / "fixtures" / "extract"
+EXACT_FIXTURES = sorted(path.parent.name for path in FIXTURES.glob("*/expected.txt"))
+RETRIEVED = datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc)
+
+
+def load_fixture(name: str) -> tuple[str, dict]:
+    folder = FIXTURES / name
+    return (folder / "page.html").read_text(encoding="utf-8"), json.loads(
+        (folder / "expected.json").read_text(encoding="utf-8"))
+
+
+def body_of(html_body: str) -> str:
+    return "\n\n".join(element_paragraphs(parse_html(f"<html><body>{html_body}</body></html>").find("body")))
+
+
+# --- the golden page -------------------------------------------------------
+
+def test_golden_page_byte_for_byte(shared_dir):
+    golden = shared_dir / "golden" / "always-against-the-tanks"
+    expected = json.loads((golden / "expected.json").read_text(encoding="utf-8"))
+    extraction = extract_html((golden / "page.html").read_text(encoding="utf-8"), url=expected["url"])
+    assert extraction.text.render().encode("utf-8") == (golden / "expected.txt").read_bytes()
+    fields = extraction.text.to_dict()
+    for key in ("title", "subtitle", "author", "date", "source", "body"):
+        assert fields[key] == expected[key], key
+    assert extraction.extractor == "amusewiki"
+    assert {link["kind"] for link in extraction.links} == {"epub", "pdf", "muse"}
+
+
+# --- profile fixtures ------------------------------------------------------
+
+def test_every_profile_has_an_exact_fixture():
+    assert {"amusewiki-footnotes", "drupal-libcom", "wordpress-distro", "jsonld-blog"} <= set(EXACT_FIXTURES)
+
+
+@pytest.mark.parametrize("name", EXACT_FIXTURES)
+def test_fixture_byte_for_byte(name):
+    html, expected = load_fixture(name)
+    retrieved = datetime.fromisoformat(expected["retrieved"].replace("Z", "+00:00"))
+    extraction = extract_html(html, url=expected["url"], retrieved=retrieved)
+    assert extraction.text.render().encode("utf-8") == (FIXTURES / name / "expected.txt").read_bytes()
+    assert extraction.extractor == expected["extractor"]
+    assert extraction.links == expected["links"]
+
+
+def test_amusewiki_footnotes_markers_and_bodies_at_end():
+    html, expected = load_fixture("amusewiki-footnotes")
+    body = extract_html(html, url=expected["url"]).text.body
+    assert "laundrette.[1] Nobody" in body
+    assert "never empty.[2]" in body          # a bare "2" marker is written as [2]
+    assert body.endswith("[2] Tea is donated; coffee is a matter of ongoing debate.")
+    assert "Check the second footnote" not in body   # hidden editorial comment
+    assert "Português" not in body and "How it started\n\nA poem" not in body  # translations, TOC
+
+
+def test_drupal_author_never_the_hidden_navigation_heading():
+    html, expected = load_fixture("drupal-libcom")
+    text = extract_html(html, url=expected["url"]).text
+    assert text.author == "Harrow Lane Tenants' Association"
+    rendered = text.render()
+    for trap in ("Main navigation", "Skip to main content", "rent strike that lasted eleven weeks",
+                 "housing", "Share on Mastodon", "My gran", "Teaser text"):
+        assert trap not in rendered
+
+
+def test_drupal_author_falls_back_to_the_node_author():
+    html, expected = load_fixture("drupal-libcom")
+    start = html.index('<div class="field field--name-field-author')
+    end = html.index("</div>\n    </div>", start) + len("</div>\n    </div>")
+    text = extract_html(html[:start] + html[end:], url=expected["url"]).text
+    assert text.author == "archive-bot"
+
+
+def test_wordpress_drops_plugins_inside_entry_content():
+    html, expected = load_fixture("wordpress-distro")
+    body = extract_html(html, url=expected["url"]).text.body
+    for trap in ("Share this", "Like this", "Related", "Zine fair", "tomato seeds", "Posted in", "Recent Posts"):
+        assert trap not in body
+
+
+def test_profile_chosen_by_markup_not_host():
+    html, _ = load_fixture("wordpress-distro")
+    assert extract_html(html, url="https://some-other-host.example/p").extractor == "wordpress"
+    html, _ = load_fixture("amusewiki-footnotes")
+    assert extract_html(html, url="https://mirror.example/x").extractor == "amusewiki"
+
+
+def test_without_url_there_is_no_source_line_unless_the_page_has_one():
+    html, _ = load_fixture("drupal-libcom")
+    extraction = extract_html(html)
+    assert extraction.text.source is None and "\nSource:" not in extraction.text.render()
+    assert extraction.links == [{"url": "/files/harrow-lane-bulletin-1972.pdf", "kind": "pdf"}]
+    html, _ = load_fixture("amusewiki-footnotes")
+    assert extract_html(html).text.source.startswith("Printed in Shelf Life no. 3")
+
+
+def test_retrieval_note_uses_given_time():
+    html, expected = load_fixture("jsonld-blog")
+    text = extract_html(html, url=expected["url"], retrieved=RETRIEVED).text
+    assert text.source == f"Retrieved on 25th November 2026 from {expected['url']}"
+
+
+# --- the generic fallback --------------------------------------------------
+
+def test_generic_fallback_on_an_unknown_page():
+    html, expected = load_fixture("generic-unknown")
+    extraction = extract_html(html, url=expected["url"], retrieved=RETRIEVED)
+    assert extraction.extractor == "generic"
+    assert extraction.extractor_version.startswith("trafilatura/")
+    assert extraction.text.title == expected["title"]
+    assert extraction.text.author == expected["author"]
+    body = extraction.text.body
+    for sentence in expected["must_contain"]:
+        assert sentence in body
+    for furniture in expected["must_not_contain"]:
+        assert furniture not in body
+    assert body.count("\n\n") >= 3   # paragraphs stay paragraphs
+
+
+@pytest.mark.parametrize("html", [
+    "", "   ", "<html><body></body></html>",
+    "<html><body><script>var x = 1;</script><div style='display:none'>secret</div></body></html>",
+])
+def test_no_text_raises_extraction_error(html):
+    with pytest.raises(ExtractionError):
+        extract_html(html, url="https://example.org/empty")
+
+
+# --- canonical serialisation rules ------------------------------------------
+
+def test_inline_markup_flattened_without_added_spaces():
+    assert body_of("<p>Retrieved on 30<sup>th</sup> October, <em>very</em><strong>much</strong> so</p>") == (
+        "Retrieved on 30th October, verymuch so")
+
+
+def test_white_space_collapses_and_br_keeps_lines():
+    assert body_of("<p>  one\n   two\t<br>\n three  </p><p>four</p>") == "one two\nthree\n\nfour"
+
+
+def test_pre_keeps_its_text_exactly():
+    assert body_of("<p>a</p><pre>  x = 1\n    y = 2</pre>") == "a\n\n  x = 1\n    y = 2"
+
+
+def test_hidden_elements_dropped_but_following_text_kept():
+    html = ("<p>kept<span hidden>gone</span> tail one<span style='display: none'>gone</span> tail two"
+            "<span class='visually-hidden'>gone</span><script>gone()</script></p>")
+    assert body_of(html) == "kept tail one tail two"
+
+
+def test_blocks_lists_tables_are_paragraphs():
+    html = ("<h2>Head</h2><ul><li>one</li><li>two <p>nested</p></li></ul>"
+            "<table><tr><td>a</td><td>b</td></tr><tr><th>c</th><td>d</td></tr></table>"
+            "<blockquote><p>q1</p><p>q2</p></blockquote>")
+    assert body_of(html) == "Head\n\none\n\ntwo\n\nnested\n\na b\n\nc d\n\nq1\n\nq2"
+
+
+def test_words_never_changed():
+    html = "<p>teh “curly” quotes, naïve ﬁ ligature, colour&nbsp;and e\u0301</p>"
+    assert body_of(html) == "teh “curly” quotes, naïve ﬁ ligature, colour\u00a0and e\u0301"
+    # through the generic extractor too (trafilatura turns NBSP into a space: not a word)
+    body = extract_html(f"<html><body><article>{html}</article></body></html>").text.body
+    assert body.split() == "teh “curly” quotes, naïve ﬁ ligature, colour and \u00e9".split()
+
+
+# --- the CLI ----------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def write_fixture_page(tmp_path: Path, name: str, encoding: str = "utf-8") -> Path:
+    html, _ = load_fixture(name)
+    target = tmp_path / f"{name}.html"
+    target.write_bytes(html.encode(encoding))
+    return target
+
+
+def test_cli_prints_canonical_text(tmp_path):
+    page = write_fixture_page(tmp_path, "amusewiki-footnotes")
+    result = runner.invoke(app, ["extract", str(page)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (FIXTURES / "amusewiki-footnotes" / "expected.txt").read_text(encoding="utf-8")
+
+
+def test_cli_json_one_page(tmp_path):
+    page = write_fixture_page(tmp_path, "drupal-libcom")
+    url = "https://sample-com.org/library/tenants-strike-harrow-lane"
+    result = runner.invoke(app, ["extract", str(page), "--url", url, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["path"] == str(page)
+    assert document["extractor"] == "drupal"
+    assert document["author"] == "Harrow Lane Tenants' Association"
+    assert document["source"].endswith(f"from {url}")
+    header = "".join(f"{label}: {document[label.lower()]}\n" for label in
+                     ("Title", "Author", "Date", "Source"))
+    assert document["text"] == header + "\n" + document["body"]
+
+
+def test_cli_several_pages_json_list_and_worst_exit_code(tmp_path):
+    good = write_fixture_page(tmp_path, "jsonld-blog")
+    empty = tmp_path / "empty.html"
+    empty.write_text("<html><body><nav></nav></body></html>")
+    result = runner.invoke(app, ["extract", str(good), str(empty), "--json"])
+    assert result.exit_code == 1
+    documents = json.loads(result.stdout)
+    assert [d["path"] for d in documents] == [str(good), str(empty)]
+    assert documents[0]["title"] == "Mending a Paperback Spine With Kitchen Tools"
+    assert documents[1]["exit_code"] == 1 and "no text" in documents[1]["error"]
+
+
+def test_cli_several_pages_text_is_separated(tmp_path):
+    first = write_fixture_page(tmp_path, "amusewiki-footnotes")
+    second = write_fixture_page(tmp_path, "wordpress-distro")
+    result = runner.invoke(app, ["extract", str(first), str(second)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"==> {first} <==\nTitle: The Lending Shelf\n")
+    assert f"\n\n==> {second} <==\nTitle: Seed swaps, and why we keep them small\n" in result.stdout
+
+
+def test_cli_decodes_by_meta_charset(tmp_path):
+    page = tmp_path / "latin.html"
+    page.write_bytes('<html><head><meta charset="windows-1252"></head><body><article>'
+                     '<p>Café “crème” à côté</p></article></body></html>'.encode("cp1252"))
+    result = runner.invoke(app, ["extract", str(page), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["body"] == "Café “crème” à côté\n"
+    assert (document["charset"], document["charset_source"]) == ("windows-1252", "meta")
+
+
+def test_cli_missing_file_exits_3_with_one_line(tmp_path):
+    result = runner.invoke(app, ["extract", str(tmp_path / "absent.html")])
+    assert result.exit_code == 3
+    assert result.stderr.count("\n") == 1 and "absent.html" in result.stderr
+
+
+def test_cli_url_with_several_pages_is_a_usage_error(tmp_path):
+    page = write_fixture_page(tmp_path, "jsonld-blog")
+    result = runner.invoke(app, ["extract", str(page), str(page), "--url", "https://x.example/"])
+    assert result.exit_code == 2
+
+
+def test_cli_no_pages_is_a_usage_error():
+    assert runner.invoke(app, ["extract"]).exit_code == 2
