@@ -13,6 +13,7 @@ the body a second time (this is said in the warcinfo record).
 
 from __future__ import annotations
 
+import gzip
 import io
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -22,11 +23,34 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from . import AGENT
+
+# warcio compresses at level 9; level 6 is several times faster for ~1% more
+# bytes. Each record is still its own gzip member, as WARC readers expect.
+GZIP_LEVEL = 6
+
+
+class _RecordGzipWriter:
+    """Collects records written uncompressed by warcio and gzips each one as
+    its own member (what ``WARCWriter(gzip=True)`` does, at a faster level)."""
+
+    def __init__(self) -> None:
+        self.members: list[bytes] = []
+        self._record = io.BytesIO()
+        self.writer = WARCWriter(self._record, gzip=False)
+
+    def write(self, record) -> None:
+        self._record.seek(0)
+        self._record.truncate()
+        self.writer.write_record(record)
+        self.members.append(gzip.compress(self._record.getvalue(), compresslevel=GZIP_LEVEL, mtime=0))
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.members)
 from .events import iso
 from .fetch import Capture, Exchange
 
 
-def _warcinfo(writer: WARCWriter, when: datetime, extra: dict[str, str]) -> None:
+def _warcinfo(out: _RecordGzipWriter, when: datetime, extra: dict[str, str]) -> None:
     info = {
         "software": AGENT,
         "format": "WARC File Format 1.0",
@@ -34,24 +58,23 @@ def _warcinfo(writer: WARCWriter, when: datetime, extra: dict[str, str]) -> None
                 "HTTP client and the header renamed X-Archiver-Orig-Transfer-Encoding",
         **extra,
     }
-    record = writer.create_warcinfo_record("capture.warc.gz", info)
+    record = out.writer.create_warcinfo_record("capture.warc.gz", info)
     record.rec_headers.replace_header("WARC-Date", iso(when))
-    writer.write_record(record)
+    out.write(record)
 
 
 def capture_to_warc(capture: Capture, robots_note: str | None = None) -> bytes:
     """Render a Capture (every hop) as a gzipped WARC."""
-    buffer = io.BytesIO()
-    writer = WARCWriter(buffer, gzip=True)
+    out = _RecordGzipWriter()
     when = iso(capture.retrieved)
-    extra = {"robots": robots_note or capture.robots}
-    _warcinfo(writer, capture.retrieved, extra)
+    _warcinfo(out, capture.retrieved, {"robots": robots_note or capture.robots})
     for exchange in capture.exchanges:
-        _write_exchange(writer, exchange, when)
-    return buffer.getvalue()
+        _write_exchange(out, exchange, when)
+    return out.getvalue()
 
 
-def _write_exchange(writer: WARCWriter, exchange: Exchange, when: str) -> None:
+def _write_exchange(out: _RecordGzipWriter, exchange: Exchange, when: str) -> None:
+    writer = out.writer
     headers = [
         ("X-Archiver-Orig-Transfer-Encoding", value) if key.lower() == "transfer-encoding" else (key, value)
         for key, value in exchange.response_headers
@@ -74,20 +97,19 @@ def _write_exchange(writer: WARCWriter, exchange: Exchange, when: str) -> None:
                                       is_http_request=True),
         warc_headers_dict={"WARC-Date": when,
                            "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID")})
-    writer.write_record(response)
-    writer.write_record(request)
+    out.write(response)
+    out.write(request)
 
 
 def resource_to_warc(uri: str, body: bytes, content_type: str, when: datetime) -> bytes:
     """A local file as one ``resource`` record under its ``file://`` URI."""
-    buffer = io.BytesIO()
-    writer = WARCWriter(buffer, gzip=True)
-    _warcinfo(writer, when, {"source": "local file"})
-    record = writer.create_warc_record(
+    out = _RecordGzipWriter()
+    _warcinfo(out, when, {"source": "local file"})
+    record = out.writer.create_warc_record(
         uri, "resource", payload=io.BytesIO(body), length=len(body),
         warc_content_type=content_type, warc_headers_dict={"WARC-Date": iso(when)})
-    writer.write_record(record)
-    return buffer.getvalue()
+    out.write(record)
+    return out.getvalue()
 
 
 def read_final_response(warc_bytes: bytes) -> tuple[str, bytes, dict[str, str]] | None:
