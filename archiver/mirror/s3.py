@@ -49,7 +49,8 @@ def make_client(endpoint_url: str | None = None, checksum_when_required: bool = 
     from botocore.config import Config
 
     options: dict[str, Any] = {"max_pool_connections": max_pool_connections,
-                               "retries": {"max_attempts": 5, "mode": "standard"}}
+                               "retries": {"max_attempts": 3, "mode": "standard"},
+                               "connect_timeout": 10, "read_timeout": 60}
     if checksum_when_required:
         options["request_checksum_calculation"] = "when_required"
         options["response_checksum_validation"] = "when_required"
