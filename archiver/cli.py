@@ -165,6 +165,72 @@ def snapshot(
 # extract (extraction helper)
 # ---------------------------------------------------------------------------
 
+
+def _extract_one(page: Path, url: Optional[str]) -> tuple[dict[str, Any], int]:
+    """One saved page → (JSON object, exit code). Never raises ArchiverError."""
+    from .charset import decode_document
+    from .extract import extract_html
+
+    try:
+        body = page.read_bytes()
+    except OSError as exc:
+        return {"path": str(page), "error": f"cannot read {page}: {exc.strerror or exc}",
+                "exit_code": EXIT_CANNOT_RUN}, EXIT_CANNOT_RUN
+    text, charset, how = decode_document(body, None)
+    try:
+        extraction = extract_html(text, url=url)
+    except ArchiverError as exc:
+        return {"path": str(page), "error": f"{page}: {exc}", "exit_code": exc.exit_code}, exc.exit_code
+    return {"path": str(page), **extraction.text.to_dict(), "text": extraction.text.render(),
+            "extractor": extraction.extractor, "extractor_version": extraction.extractor_version,
+            "links": extraction.links, "charset": charset, "charset_source": how}, EXIT_OK
+
+
+@app.command("extract")
+def extract_command(
+    pages: list[Path] = typer.Argument(..., help="Saved HTML pages.", show_default=False),
+    url: Optional[str] = typer.Option(
+        None, "--url", help="The page's URL: makes links absolute and gives the retrieval Source line."),
+    json_output: bool = JsonOption,
+) -> None:
+    """Extract the canonical text of saved HTML pages (snapshot's extraction step alone).
+
+    Prints the canonical text; several pages are each introduced by a
+    "==> PAGE <==" line. With --json: one object per page (a list for several)
+    with path, title, subtitle, author, date, source, body, text, extractor.
+    Exit 1 when a page yields no text, 3 when a page cannot be read,
+    2 when --url is given with several pages.
+
+    Example: archiver extract saved/essay.html --url https://example.org/essay --json
+    """
+    if url is not None and len(pages) > 1:
+        raise fail("--url names one page's address; give it with a single PAGE", EXIT_USAGE)
+    results = [_extract_one(page, url) for page in pages]
+    for document, code in results:
+        if code != EXIT_OK:
+            err.print(f"archiver: error: {document['error']}", markup=False)
+    if json_output:
+        documents = [document for document, _ in results]
+        emit_json(documents[0] if len(documents) == 1 else documents)
+    else:
+        for document, code in results:
+            if code != EXIT_OK:
+                continue
+            if len(results) > 1:
+                sys.stdout.write(f"==> {document['path']} <==\n")
+            sys.stdout.write(document["text"])
+            if len(results) > 1 and document is not results[-1][0]:
+                sys.stdout.write("\n")
+        sys.stdout.flush()
+    worst = max(code for _, code in results)
+    if worst != EXIT_OK:
+        raise typer.Exit(worst)
+
+# ---------------------------------------------------------------------------
+# verify, audit (verify helper)
+# ---------------------------------------------------------------------------
+
+
 # ---------------------------------------------------------------------------
 # verify, audit (verify helper)
 # ---------------------------------------------------------------------------
