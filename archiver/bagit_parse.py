@@ -1,0 +1,362 @@
+"""Parsing BagIt tag files (RFC 8493 and drafts 0.93 - 0.97). Pure: bytes in, values out.
+
+Every parser returns what it could read *and* the problems it met, as
+``Finding(code, path, message, error)`` values; nothing here raises on bad
+input, so the verifier can report every problem of a bag, not the first.
+
+- ``parse_bagit_txt``: the exact two-line form, no BOM, a known version.
+- ``iter_text_lines``: decodes a stream in the declared tag-file encoding
+  (UTF-8, UTF-16, ISO-8859-1, ...) and splits on CRLF, CR or LF, with a cap on
+  line length so a 100 MB single line never sits in memory.
+- ``parse_tag_file``: ``Label: value`` elements with folded continuation lines.
+- ``parse_manifest``: ``<digest> <path>`` lines, percent-decoding (%0D %0A %25),
+  md5sum-style ``*path`` and ``./path`` (warnings), path safety.
+- ``parse_fetch``: ``<url> <length|-> <path>`` lines.
+
+    >>> entries, findings = parse_manifest(io.BytesIO(b"ab12  data/a%25b\\n"), "manifest-md5.txt", "md5")
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+SUPPORTED_VERSIONS = ("0.93", "0.94", "0.95", "0.96", "0.97", "1.0")
+MAX_LINE_CHARS = 64 * 1024  # a manifest or fetch line longer than this is refused, not buffered
+_READ_CHUNK = 1 << 16
+
+# Digest lengths in hex characters, for the algorithms hashlib always has.
+DIGEST_HEX_LENGTHS = {
+    "md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128,
+    "sha3_224": 56, "sha3_256": 64, "sha3_384": 96, "sha3_512": 128, "blake2b": 128, "blake2s": 64,
+}
+
+MANIFEST_NAME = re.compile(r"^manifest-([A-Za-z0-9_-]+)\.txt$")
+TAG_MANIFEST_NAME = re.compile(r"^tagmanifest-([A-Za-z0-9_-]+)\.txt$")
+_BAGIT_VERSION_LINE = re.compile(r"^BagIt-Version: ([0-9]+\.[0-9]+)$")
+_BAGIT_ENCODING_LINE = re.compile(r"^Tag-File-Character-Encoding: (\S+)$")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_PERCENT = re.compile(r"%(0[dDaA]|25)")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem (``error=True``) or a warning met while parsing."""
+
+    code: str
+    path: str
+    message: str
+    error: bool = True
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str      # decoded, normalised (no leading ./ or *), relative to the bag root
+    digest: str    # lower-case hex
+    line: int      # 1-based, for messages
+
+
+@dataclass(frozen=True)
+class FetchEntry:
+    url: str
+    length: int | None
+    path: str
+    line: int
+
+
+def hash_name(algorithm: str) -> str:
+    """hashlib's name for a manifest's algorithm: ``SHA-256`` -> ``sha256``, ``sha3-256`` -> ``sha3_256``."""
+    name = algorithm.lower()
+    if name.startswith("sha3"):
+        return name.replace("-", "_")
+    return name.replace("-", "")
+
+
+def parse_bagit_txt(raw: bytes) -> tuple[str | None, str | None, list[Finding]]:
+    """(version, encoding, findings) of a bagit.txt, which must be exactly
+    ``BagIt-Version: M.N`` and ``Tag-File-Character-Encoding: ENC`` (RFC 8493 §2.1.1),
+    UTF-8 without a byte-order mark."""
+    findings: list[Finding] = []
+    where = "bagit.txt"
+    if raw.startswith(codecs.BOM_UTF8):
+        findings.append(Finding("bagit-txt-bom", where, "bagit.txt starts with a byte-order mark; "
+                                "RFC 8493 §2.1.1 requires UTF-8 without one"))
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        findings.append(Finding("bagit-txt-malformed", where, f"bagit.txt is not UTF-8 ({exc.reason})"))
+        return None, None, findings
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the final line break
+    version = encoding = None
+    if len(lines) != 2:
+        findings.append(Finding("bagit-txt-malformed", where,
+                                f"bagit.txt has {len(lines)} lines; it must have exactly two: "
+                                "'BagIt-Version: M.N' and 'Tag-File-Character-Encoding: ENC'"))
+    if lines:
+        match = _BAGIT_VERSION_LINE.match(lines[0])
+        if match:
+            version = match.group(1)
+            if version not in SUPPORTED_VERSIONS:
+                findings.append(Finding("version-unsupported", where,
+                                        f"BagIt-Version {version} is not one of {', '.join(SUPPORTED_VERSIONS)}"))
+        else:
+            findings.append(Finding("bagit-txt-malformed", where,
+                                    f"first line {lines[0][:80]!r} is not exactly 'BagIt-Version: M.N' "
+                                    "(no extra spaces)"))
+    if len(lines) >= 2:
+        match = _BAGIT_ENCODING_LINE.match(lines[1])
+        if match:
+            encoding = match.group(1)
+            if lookup_encoding(encoding) is None:
+                findings.append(Finding("encoding-unknown", where,
+                                        f"Tag-File-Character-Encoding {encoding!r} is not a known encoding"))
+        else:
+            findings.append(Finding("bagit-txt-malformed", where,
+                                    f"second line {lines[1][:80]!r} is not exactly "
+                                    "'Tag-File-Character-Encoding: ENC'"))
+    return version, encoding, findings
+
+
+def lookup_encoding(name: str | None) -> str | None:
+    """Python's codec name for a declared tag-file encoding, or None if unknown."""
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def iter_text_lines(stream: BinaryIO, encoding: str, where: str,
+                    findings: list[Finding], max_line: int = MAX_LINE_CHARS) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) of a tag file, decoded incrementally.
+
+    Lines end at CRLF, CR or LF (RFC 8493 §2.1.3: all three are allowed). A
+    line longer than ``max_line`` characters is reported once and skipped
+    without being held in memory; undecodable bytes are reported and the rest
+    of the file is not read (its meaning is unknowable)."""
+    codec = lookup_encoding(encoding) or "utf-8"
+    if codec == "utf-8":
+        codec = "utf-8-sig"  # a BOM in a UTF-8 tag file is tolerated
+    decoder = codecs.getincrementaldecoder(codec)()
+    current = ""          # the line being assembled (never longer than max_line)
+    skipping = False      # inside an overlong line, already reported
+    cr_pending = False    # the last text ended in CR: a leading LF completes that CRLF
+    number = 0
+    while True:
+        chunk = stream.read(_READ_CHUNK)
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            findings.append(Finding("tag-file-undecodable", where,
+                                    f"{where} is not valid {encoding} near line {number + 1} ({exc.reason})"))
+            return
+        if cr_pending and text.startswith("\n"):
+            text = text[1:]
+        if text:
+            cr_pending = text.endswith("\r")
+        parts = _LINE_BREAK.split(text)
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            if not skipping:
+                current += part
+            if index < last:  # a line break follows this part
+                number += 1
+                if skipping:
+                    skipping = False
+                elif len(current) > max_line:
+                    findings.append(Finding("line-too-long", where,
+                                            f"line {number} of {where} is longer than {max_line} "
+                                            "characters; skipped"))
+                else:
+                    yield number, current
+                current = ""
+            elif not skipping and len(current) > max_line:
+                findings.append(Finding("line-too-long", where,
+                                        f"line {number + 1} of {where} is longer than {max_line} "
+                                        "characters; skipped"))
+                current = ""
+                skipping = True
+        if not chunk:
+            if current and not skipping:
+                number += 1
+                yield number, current  # a last line without a line break
+            return
+
+
+def parse_tag_file(stream: BinaryIO, encoding: str, where: str,
+                   version: str | None) -> tuple[list[tuple[str, str]], list[Finding]]:
+    """Elements of bag-info.txt (or package-info.txt): ``Label: value`` lines,
+    a line starting with a space or tab continuing the previous value
+    (RFC 8493 §2.2.2). Labels with surrounding whitespace (``Label : v``) are an
+    error in 1.0 and a warning in the drafts, where bags in the wild have them."""
+    findings: list[Finding] = []
+    elements: list[tuple[str, str]] = []
+    for number, line in iter_text_lines(stream, encoding, where, findings):
+        if line == "":
+            findings.append(Finding("tag-blank-line", where, f"line {number} of {where} is blank", False))
+            continue
+        if line[0] in " \t":
+            if not elements:
+                findings.append(Finding("tag-line-malformed", where,
+                                        f"line {number} of {where} continues a value but no element precedes it"))
+                continue
+            label, value = elements[-1]
+            elements[-1] = (label, value + " " + line.strip())
+            continue
+        label, colon, value = line.partition(":")
+        if not colon or not label.strip():
+            findings.append(Finding("tag-line-malformed", where,
+                                    f"line {number} of {where} is not 'Label: value': {line[:80]!r}"))
+            continue
+        if label != label.strip():
+            findings.append(Finding("tag-label-whitespace", where,
+                                    f"label {label!r} on line {number} of {where} has surrounding whitespace",
+                                    error=version == "1.0"))
+        # RFC 8493 §2.2.2: one space or tab separates label and value; the rest is the value.
+        if value[:1] in (" ", "\t"):
+            value = value[1:]
+        elements.append((label.strip(), value))
+    return elements, findings
+
+
+def decode_manifest_path(path: str) -> str:
+    """Undo RFC 8493 §2.1.3 percent-encoding: %0D, %0A and %25 only, either case."""
+    if "%" not in path:
+        return path
+    return _PERCENT.sub(lambda m: {"0d": "\r", "0a": "\n", "25": "%"}[m.group(1).lower()], path)
+
+
+def path_safety_problem(path: str) -> str | None:
+    """Why a manifest or fetch path could point outside the bag, or None if it
+    is a plain relative path. Judged on the text, the same on every OS."""
+    if path == "":
+        return "the path is empty"
+    if "\x00" in path:
+        return "the path contains a NUL character"
+    if path.startswith(("\\\\", "//")):
+        return "the path is a UNC network path"
+    if _DRIVE.match(path):
+        return "the path starts with a drive letter"
+    if "\\" in path:
+        return "the path contains a backslash (a Windows separator, or an escape trick)"
+    if path.startswith("/"):
+        return "the path is absolute"
+    if path.startswith("~"):
+        return "the path starts with ~ (a home-folder shortcut)"
+    parts = path.split("/")
+    if ".." in parts:
+        return "the path contains a '..' component"
+    if any(part in ("", ".") for part in parts):
+        return "the path has an empty or '.' component"
+    return None
+
+
+def parse_manifest(stream: BinaryIO, where: str, algorithm: str, encoding: str = "UTF-8",
+                   ) -> tuple[list[ManifestEntry], list[Finding]]:
+    """Entries of a (tag) manifest, streaming. Grammar (RFC 8493 §2.1.3):
+    ``checksum``, one or more spaces or tabs, ``filepath``.
+
+    Tolerated with a warning: ``*path`` (md5sum's binary marker) and ``./path``.
+    Errors: malformed lines, digests that are not hex of the algorithm's
+    length, unsafe paths (code ``path-unsafe``; such entries are dropped)."""
+    findings: list[Finding] = []
+    entries: list[ManifestEntry] = []
+    expected_length = DIGEST_HEX_LENGTHS.get(hash_name(algorithm))
+    for number, line in iter_text_lines(stream, encoding, where, findings):
+        if line == "":
+            findings.append(Finding("manifest-line-malformed", where, f"line {number} of {where} is blank"))
+            continue
+        digest, path = _split_first_whitespace(line)
+        if not path:
+            findings.append(Finding("manifest-line-malformed", where,
+                                    f"line {number} of {where} is not '<checksum> <path>': {line[:80]!r}"))
+            continue
+        if not _HEX.match(digest) or (expected_length and len(digest) != expected_length):
+            findings.append(Finding("digest-malformed", where,
+                                    f"line {number} of {where}: {digest[:140]!r} is not a {algorithm} digest"))
+            continue
+        if path.startswith("*"):
+            findings.append(Finding("md5sum-binary-marker", where,
+                                    f"line {number} of {where} uses md5sum's '*path' form", False))
+            path = path[1:]
+        path = decode_manifest_path(path)
+        if path.startswith("./"):
+            findings.append(Finding("dot-slash-path", path[2:],
+                                    f"line {number} of {where} writes the path as ./{path[2:]}", False))
+            path = path[2:]
+        unsafe = path_safety_problem(path)
+        if unsafe:
+            findings.append(Finding("path-unsafe", _printable(path),
+                                    f"line {number} of {where}: {unsafe}; it is never opened"))
+            continue
+        entries.append(ManifestEntry(path, digest.lower(), number))
+    return entries, findings
+
+
+def parse_fetch(stream: BinaryIO, encoding: str, where: str = "fetch.txt",
+                ) -> tuple[list[FetchEntry], list[Finding]]:
+    """Entries of fetch.txt: ``url length filepath`` where length is digits or
+    ``-`` (RFC 8493 §2.2.3); the path is percent-decoded like a manifest's."""
+    findings: list[Finding] = []
+    entries: list[FetchEntry] = []
+    for number, line in iter_text_lines(stream, encoding, where, findings):
+        if line == "":
+            findings.append(Finding("fetch-line-malformed", where, f"line {number} of {where} is blank"))
+            continue
+        url, rest = _split_first_whitespace(line)
+        length_text, path = _split_first_whitespace(rest)
+        if not path or not (length_text == "-" or length_text.isdigit()):
+            findings.append(Finding("fetch-line-malformed", where,
+                                    f"line {number} of {where} is not '<url> <length|-> <path>': {line[:80]!r}"))
+            continue
+        if not _URL.match(url):
+            findings.append(Finding("fetch-url-invalid", where,
+                                    f"line {number} of {where}: {url[:80]!r} is not an absolute URL"))
+        path = decode_manifest_path(path)
+        unsafe = path_safety_problem(path)
+        if unsafe:
+            findings.append(Finding("path-unsafe", _printable(path),
+                                    f"line {number} of {where}: {unsafe}; it is never opened"))
+            continue
+        length = None if length_text == "-" else int(length_text)
+        entries.append(FetchEntry(url, length, path, number))
+    return entries, findings
+
+
+def parse_oxum(value: str) -> tuple[int, int] | None:
+    """(octets, files) of a Payload-Oxum value ``123.4``, or None if malformed."""
+    octets, dot, streams = value.strip().partition(".")
+    if not dot or not octets.isdigit() or not streams.isdigit():
+        return None
+    return int(octets), int(streams)
+
+
+def normalised_key(path: str) -> str:
+    return unicodedata.normalize("NFC", path)
+
+
+def casefold_key(path: str) -> str:
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+_FIRST_FIELD = re.compile(r"([^ \t]*)[ \t]*(.*)", re.S)
+
+
+def _split_first_whitespace(line: str) -> tuple[str, str]:
+    """``"abc  d e"`` -> ``("abc", "d e")``: split at the first run of spaces/tabs."""
+    match = _FIRST_FIELD.match(line)
+    return match.group(1), match.group(2)  # type: ignore[union-attr]  # always matches
+
+
+def _printable(path: str) -> str:
+    return path.replace("\r", "%0D").replace("\n", "%0A")

@@ -1,0 +1,277 @@
+"""The manifest half of verification: manifests, completeness, fetch.txt, names, checksums.
+
+``check_contents(check, files)`` is called by ``archiver.verify`` with the
+bag's file list; it reads the payload and tag manifests and fetch.txt through
+the check's reader and adds every finding to ``check.out``. Rules (RFC 8493):
+
+- §2.1.3 every payload file is listed in *every* payload manifest (1.0; in the
+  drafts, in at least one), listed paths exist, no path twice in a manifest
+  (same checksum: an error in 1.0, a warning before), payload manifests list
+  only ``data/`` paths;
+- §2.2.1 tag manifests list every payload manifest and no payload file;
+- §2.2.3 fetch.txt paths are payload paths listed in a manifest, and a
+  fetched file has the length fetch.txt gives;
+- §3 checksums match (``full`` mode only);
+- and warnings: names equal after Unicode normalisation or case folding,
+  system files, tag files no tag manifest covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from .bagit_parse import (
+    MANIFEST_NAME, TAG_MANIFEST_NAME, FetchEntry, casefold_key, hash_name, normalised_key,
+    parse_fetch, parse_manifest,
+)
+from .bagreader import FileEntry, LocalBag
+from .errors import StorageError
+from .hashing import HashJob, check_local_files, check_streams
+
+SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".spotlight-v100", ".trashes",
+                ".fseventsd", ".directory"}
+
+
+@dataclass
+class Manifest:
+    name: str
+    algorithm: str
+    entries: dict[str, str]   # listed path -> expected digest (first occurrence)
+    supported: bool
+    is_tag: bool
+
+
+def check_contents(check: Any, files: list[FileEntry]) -> None:
+    out = check.out
+    present = {f.path: f for f in files if not f.is_symlink}
+    symlinks = {f.path for f in files if f.is_symlink}
+    root_names = sorted(f.path for f in files if "/" not in f.path and not f.is_symlink)
+
+    manifests = [_read_manifest(check, name, match.group(1), False)
+                 for name in root_names if (match := MANIFEST_NAME.match(name))]
+    manifests += [_read_manifest(check, name, match.group(1), True)
+                  for name in root_names if (match := TAG_MANIFEST_NAME.match(name))]
+    manifests = [m for m in manifests if m is not None]
+    payload_manifests = [m for m in manifests if not m.is_tag]
+    tag_manifests = [m for m in manifests if m.is_tag]
+    if not payload_manifests:
+        out.add("manifest-missing", "manifest-<algorithm>.txt",
+                "the bag has no payload manifest (RFC 8493 §2.1.3)")
+
+    fetch_entries: list[FetchEntry] = []
+    if "fetch.txt" in present:
+        fetch_entries = _read_fetch(check)
+    fetch_paths = {e.path for e in fetch_entries}
+
+    resolver = _Resolver(present, out)
+    resolved: dict[str, str | None] = {}
+    missing: dict[str, list[str]] = {}
+    for manifest in manifests:
+        for path in manifest.entries:
+            if path not in resolved:
+                resolved[path] = resolver.resolve(path)
+            if resolved[path] is None and path not in symlinks:
+                missing.setdefault(path, []).append(manifest.name)
+    for path, where in sorted(missing.items()):
+        note = " (it is listed in fetch.txt and has not been fetched: the bag is incomplete)" \
+            if path in fetch_paths else ""
+        out.add("file-missing", path, f"{path} is listed in {', '.join(where)} but is absent{note}")
+
+    _check_payload_listed(check, present, payload_manifests, resolved)
+    _check_tag_manifests(check, present, payload_manifests, tag_manifests)
+    _check_fetch(check, present, fetch_entries, payload_manifests)
+    _warn_names(check, set(present) | set(resolved))
+    if check.mode == "full":
+        _check_checksums(check, present, manifests, resolved)
+
+
+def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manifest | None:
+    out = check.out
+    supported = True
+    try:
+        hashlib.new(hash_name(algorithm))
+    except ValueError:
+        supported = False
+        out.add("algorithm-unsupported", name,
+                f"{name}: algorithm {algorithm!r} is not available, so its checksums cannot be checked")
+    try:
+        with check.reader.open(name) as stream:
+            entries, findings = parse_manifest(stream, name, algorithm, check.encoding)
+    except (StorageError, OSError) as exc:
+        out.add("file-unreadable", name, f"cannot read {name}: {exc}")
+        return None
+    out.extend(findings)
+    listed: dict[str, str] = {}
+    for entry in entries:
+        in_payload = entry.path.startswith("data/")
+        if is_tag and in_payload:
+            out.add("tag-manifest-lists-payload", entry.path,
+                    f"{name} lists payload file {entry.path}; tag manifests list tag files only (RFC 8493 §2.2.1)")
+            continue
+        if not is_tag and not in_payload:
+            out.add("path-outside-payload", entry.path,
+                    f"{name} lists {entry.path}, which is not under data/ (RFC 8493 §2.1.3)")
+            continue
+        previous = listed.get(entry.path)
+        if previous is None:
+            listed[entry.path] = entry.digest
+        elif previous == entry.digest:
+            out.add("duplicate-entry", entry.path,
+                    f"{entry.path} is listed twice in {name} (line {entry.line}), with the same checksum",
+                    error=check.strict)
+        else:
+            out.add("duplicate-entry-conflict", entry.path,
+                    f"{entry.path} is listed twice in {name} with different checksums (line {entry.line})")
+    return Manifest(name, algorithm, listed, supported, is_tag)
+
+
+def _read_fetch(check: Any) -> list[FetchEntry]:
+    try:
+        with check.reader.open("fetch.txt") as stream:
+            entries, findings = parse_fetch(stream, check.encoding)
+    except (StorageError, OSError) as exc:
+        check.out.add("file-unreadable", "fetch.txt", f"cannot read fetch.txt: {exc}")
+        return []
+    check.out.extend(findings)
+    return entries
+
+
+class _Resolver:
+    """Finds the file a listed path names: the exact name, or failing that the
+    one file whose name is the same after Unicode normalisation (a bag made on
+    macOS and copied to Linux). Case is never folded: HELLO.txt is not hello.txt."""
+
+    def __init__(self, present: dict[str, FileEntry], out: Any) -> None:
+        self.present = present
+        self.out = out
+        self._by_nfc: dict[str, list[str]] | None = None
+
+    def resolve(self, path: str) -> str | None:
+        if path in self.present:
+            return path
+        if self._by_nfc is None:
+            self._by_nfc = {}
+            for name in self.present:
+                self._by_nfc.setdefault(normalised_key(name), []).append(name)
+        candidates = self._by_nfc.get(normalised_key(path), [])
+        if len(candidates) == 1:
+            self.out.add("name-normalisation-differs", path,
+                         f"{path!a} is listed, and matches the file {candidates[0]!a} only after "
+                         "Unicode normalisation", error=False)
+            return candidates[0]
+        return None
+
+
+def _check_payload_listed(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
+                          resolved: dict[str, str | None]) -> None:
+    if not payload_manifests:
+        return
+    payload = [path for path in present if path.startswith("data/")]
+    listed_in = [{resolved[p] for p in m.entries} for m in payload_manifests]
+    if check.strict:
+        for manifest, listed in zip(payload_manifests, listed_in):
+            for path in payload:
+                if path not in listed:
+                    check.out.add("file-not-in-manifest", path,
+                                  f"{path} is not listed in {manifest.name} (RFC 8493 §3: every payload "
+                                  "file is listed in every payload manifest)")
+    else:
+        listed_anywhere = set().union(*listed_in)
+        for path in payload:
+            if path not in listed_anywhere:
+                check.out.add("file-not-in-manifest", path, f"{path} is not listed in any payload manifest")
+
+
+def _check_tag_manifests(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
+                         tag_manifests: list[Manifest]) -> None:
+    out = check.out
+    for tag in tag_manifests:
+        for manifest in payload_manifests:
+            if manifest.name not in tag.entries:
+                out.add("tag-manifest-incomplete", tag.name,
+                        f"{tag.name} does not list {manifest.name} (RFC 8493 §2.2.1: every tag manifest "
+                        "lists every payload manifest)")
+    tag_files = [p for p in present if not p.startswith("data/") and not TAG_MANIFEST_NAME.match(p)]
+    if not tag_manifests:
+        out.add("tag-manifest-missing", "tagmanifest-<algorithm>.txt",
+                "the bag has no tag manifest, so bagit.txt, bag-info.txt and the manifests are unprotected",
+                error=False)
+        return
+    covered = set().union(*(t.entries for t in tag_manifests))
+    for path in tag_files:
+        if path not in covered:
+            out.add("tag-file-not-in-tag-manifest", path, f"tag file {path} is not in any tag manifest",
+                    error=False)
+
+
+def _check_fetch(check: Any, present: dict[str, FileEntry], fetch_entries: list[FetchEntry],
+                 payload_manifests: list[Manifest]) -> None:
+    out = check.out
+    for entry in fetch_entries:
+        if not entry.path.startswith("data/"):
+            out.add("path-outside-payload", entry.path,
+                    f"fetch.txt line {entry.line} names {entry.path}, which is not under data/")
+            continue
+        if not any(entry.path in m.entries for m in payload_manifests):
+            out.add("fetch-not-in-manifest", entry.path,
+                    f"fetch.txt line {entry.line} names {entry.path}, which no payload manifest lists "
+                    "(RFC 8493 §2.2.3)")
+        file = present.get(entry.path)
+        if file is not None and entry.length is not None and file.size != entry.length:
+            out.add("fetch-length-mismatch", entry.path,
+                    f"fetch.txt gives {entry.length} bytes for {entry.path}; the file has {file.size}")
+
+
+def _warn_names(check: Any, names: set[str]) -> None:
+    out = check.out
+    by_nfc: dict[str, set[str]] = {}
+    by_fold: dict[str, set[str]] = {}
+    for name in names:
+        key = normalised_key(name)
+        by_nfc.setdefault(key, set()).add(name)
+        by_fold.setdefault(casefold_key(name), set()).add(key)
+        base = posixpath.basename(name).lower()
+        if base in SYSTEM_FILES or base.startswith("._"):
+            out.add("system-file", name, f"{name} is an operating-system file, probably not meant as content",
+                    error=False)
+    for group in by_nfc.values():
+        if len(group) > 1:
+            listed = ", ".join(ascii(n) for n in sorted(group))
+            for name in sorted(group):
+                out.add("name-collision-normalisation", name,
+                        f"names equal after Unicode normalisation: {listed}", error=False)
+    for group in by_fold.values():
+        if len(group) > 1:
+            listed = ", ".join(sorted(group))
+            for name in sorted(group):
+                out.add("name-collision-case", name, f"names equal after case folding: {listed}", error=False)
+
+
+def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[Manifest],
+                     resolved: dict[str, str | None]) -> None:
+    expected: dict[str, dict[tuple[str, str], None]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    for manifest in manifests:
+        if not manifest.supported:
+            continue
+        for path, digest in manifest.entries.items():
+            disk = resolved.get(path)
+            if disk is None:
+                continue
+            expected.setdefault(disk, {})[(manifest.algorithm, digest)] = None
+            origin[(disk, manifest.algorithm)] = manifest.name
+    jobs: list[HashJob] = [(path, present[path].size, tuple(pairs)) for path, pairs in sorted(expected.items())]
+    if isinstance(check.reader, LocalBag):
+        mismatches, failures = check_local_files(str(check.reader.path), jobs, check.processes, check.on_progress)
+    else:
+        mismatches, failures = check_streams(check.reader.open, jobs, check.processes, check.on_progress)
+    for bad in sorted(mismatches, key=lambda m: (m.path, m.algorithm)):
+        manifest = origin.get((bad.path, bad.algorithm), f"{bad.algorithm} manifest")
+        check.out.add("checksum-mismatch", bad.path,
+                      f"{bad.algorithm} checksum does not match {manifest}: "
+                      f"expected {bad.expected}, found {bad.found}")
+    for failure in sorted(failures, key=lambda f: f.path):
+        check.out.add("file-unreadable", failure.path, f"cannot read {failure.path}: {failure.reason}")
