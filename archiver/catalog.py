@@ -52,6 +52,7 @@ CATALOG_NAME = "catalog.sqlite"
 SNIPPET_OPEN, SNIPPET_CLOSE = "**", "**"  # markdown bold around matched words
 # Title matches outrank author matches, which outrank matches in the body.
 RANK = "bm25(10.0, 5.0, 1.0)"
+RANK_AT_MOST = 5000  # matches; see Catalog.search
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 OnProgress = Callable[..., None]
@@ -73,6 +74,7 @@ CREATE TABLE bags (
 );
 CREATE INDEX bags_by_url ON bags(url, retrieved);
 CREATE INDEX bags_by_final_url ON bags(final_url, retrieved);
+CREATE INDEX bags_by_derived_from ON bags(derived_from);
 CREATE TABLE checks (
     event_id TEXT PRIMARY KEY, url TEXT NOT NULL, time TEXT NOT NULL,
     bag TEXT, final_url TEXT, text_sha256 TEXT, reason TEXT
@@ -122,7 +124,7 @@ class SearchHit:
     author: str | None
     url: str | None
     retrieved: str | None
-    score: float  # bm25: lower is a better match
+    score: float | None  # bm25, lower is better; None: one of too many matches to rank
     snippet: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,8 +133,9 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One look at a source: a ``capture`` (a bag) or an ``unchanged`` re-check
-    (an event; ``bag`` is the bag whose text it matched)."""
+    """One look at a source: a ``capture`` (a bag), a ``rebuilt`` bag (text
+    re-derived offline from an earlier capture; ``time`` is that capture's), or
+    an ``unchanged`` re-check (an event; ``bag`` is the bag whose text it matched)."""
 
     kind: str
     time: str
@@ -549,6 +552,31 @@ def fts_query(text: str) -> str:
     return " ".join(parts)
 
 
+_HIT_COLUMNS = ("SELECT b.name, b.title, b.author, b.url, b.retrieved, {score}, "
+                f"snippet(bag_text, -1, '{SNIPPET_OPEN}', '{SNIPPET_CLOSE}', ' … ', 16) "
+                "FROM bag_text f JOIN bags b ON b.id = f.rowid WHERE bag_text MATCH ? ")
+
+
+def _search(conn: sqlite3.Connection, match: str, limit: int, rank_at_most: int) -> list[tuple]:
+    many = conn.execute("SELECT rowid FROM bag_text WHERE bag_text MATCH ? LIMIT 1 OFFSET ?",
+                        (match, rank_at_most)).fetchone() is not None
+    if not many:
+        sql = _HIT_COLUMNS.format(score="f.rank") + "ORDER BY f.rank LIMIT ?"
+        return conn.execute(sql, (match, limit)).fetchall()
+    in_title = conn.execute("SELECT rowid FROM bag_text WHERE bag_text MATCH ? ORDER BY rank LIMIT ?",
+                            (f"{{title author}} : ({match})", limit)).fetchall()
+    one = _HIT_COLUMNS.format(score="f.rank") + "AND f.rowid = ?"
+    hits = [row for (rowid,) in in_title if (row := conn.execute(one, (match, rowid)).fetchone())]
+    shown = {row[0] for row in hits}
+    recent = _HIT_COLUMNS.format(score="NULL") + "ORDER BY f.rowid DESC LIMIT ?"
+    for row in conn.execute(recent, (match, limit)):
+        if len(hits) >= limit:
+            break
+        if row[0] not in shown:
+            hits.append(row)
+    return hits
+
+
 class Catalog:
     """An open catalogue. Methods rebuild and retry once if they meet corruption."""
 
@@ -620,18 +648,27 @@ class Catalog:
             raise NotInCatalog(f"no bag or captured URL {bag_or_url!r} in {self.root}")
         return self._record(row)
 
-    def search(self, query: str, limit: int = 20) -> list[SearchHit]:
-        """Bags matching ``query`` (see ``fts_query``), best first, with a snippet."""
+    def derived_from(self, name: str) -> list[BagRecord]:
+        """Bags rebuilt from bag ``name``."""
+        rows = self._run(lambda c: c.execute(
+            f"SELECT {', '.join(_BAG_COLUMNS)} FROM bags WHERE derived_from = ? ORDER BY name",
+            (name,)).fetchall())
+        return [self._record(row) for row in rows]
+
+    def search(self, query: str, limit: int = 20, rank_at_most: int = RANK_AT_MOST) -> list[SearchHit]:
+        """Bags matching ``query`` (see ``fts_query``), best first, with a snippet.
+
+        Ranking is bm25 (title 10, author 5, text 1). Ranking costs a few
+        microseconds a match, so when more than ``rank_at_most`` texts match
+        (a word in most of a large collection, whose bm25 weight is ~0 anyway)
+        the hits are those with the words in their title or author, ranked,
+        then the most recently catalogued; these have ``score`` None.
+        """
         if limit < 1:
             raise UsageError("--limit must be at least 1")
         match = fts_query(query)
-        sql = (
-            "SELECT b.name, b.title, b.author, b.url, b.retrieved, f.rank, "
-            f"snippet(bag_text, -1, '{SNIPPET_OPEN}', '{SNIPPET_CLOSE}', ' … ', 16) "
-            "FROM bag_text f JOIN bags b ON b.id = f.rowid "
-            "WHERE bag_text MATCH ? ORDER BY f.rank LIMIT ?")
         try:
-            rows = self._run(lambda c: c.execute(sql, (match, limit)).fetchall())
+            rows = self._run(lambda c: _search(c, match, limit, rank_at_most))
         except sqlite3.OperationalError as exc:
             raise UsageError(f"cannot search for {query!r}: {exc} (put words in double quotes "
                              "to search for them as written)") from exc
@@ -642,8 +679,9 @@ class Catalog:
         """Every capture (bag) and every unchanged re-check of ``url`` (as given
         or as finally redirected to), oldest first."""
         sql = (
-            "SELECT 'capture' AS kind, retrieved AS time, name, url, final_url, text_sha256, "
-            "NULL, NULL FROM bags WHERE url = ?1 OR final_url = ?1 "
+            "SELECT iif(derived_from IS NULL, 'capture', 'rebuilt') AS kind, retrieved AS time, name, "
+            "url, final_url, text_sha256, iif(derived_from IS NULL, NULL, 'derived from ' || derived_from), "
+            "NULL FROM bags WHERE url = ?1 OR final_url = ?1 "
             "UNION ALL "
             "SELECT 'unchanged', time, bag, url, final_url, text_sha256, reason, event_id "
             "FROM checks WHERE url = ?1 OR final_url = ?1 "

@@ -436,5 +436,39 @@ def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -
         out.print(f"{e.time}  {e.kind:<9}  {e.bag or '-'}{note}", markup=False)
 
 
+@app.command()
+def rebuild(bags: list[str] = typer.Argument(None, metavar="[BAG]...", help="Bag names (or paths) in the root."),
+            all_bags: bool = typer.Option(False, "--all", help="Every bag of the collection."),
+            root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """Re-derive bags' text from their own capture.warc.gz with the current
+    extractors (offline); a changed text makes a NEW bag that records what it
+    was derived from. Unchanged texts make nothing.
+
+    Example: archiver rebuild --all --root bags
+    """
+    from .rebuild import rebuild_bags
+
+    if bool(bags) == all_bags:
+        raise fail("give one or more BAG names, or --all (not both)", EXIT_USAGE)
+    with errors_to_exit(json_output), progress_bar("rebuild", enabled=not json_output) as on_progress:
+        if not root.is_dir():
+            raise fail(f"collection root {root} does not exist", EXIT_CANNOT_RUN)
+        results = rebuild_bags(root, None if all_bags else list(bags), on_progress=on_progress)
+    worst = max((r.exit_code for r in results), default=EXIT_OK)
+    counts = {k: sum(r.outcome == k for r in results) for k in ("rebuilt", "unchanged", "failed")}
+    if json_output:
+        emit_json({"root": str(root), "results": [r.to_dict() for r in results], **counts, "exit_code": worst})
+    else:
+        for r in results:
+            if r.outcome == "failed":
+                err.print(f"failed     {r.bag}: {r.reason}", markup=False)
+            else:
+                detail = f" -> {r.new_bag}" if r.outcome == "rebuilt" else f" ({r.reason})"
+                out.print(f"{r.outcome:<10} {r.bag}{detail}", markup=False)
+        out.print(f"{counts['rebuilt']} rebuilt, {counts['unchanged']} unchanged, {counts['failed']} failed",
+                  markup=False)
+    raise typer.Exit(worst)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

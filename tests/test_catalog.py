@@ -115,6 +115,20 @@ def test_search_ranks_title_over_body_and_marks_snippet(collection: Path) -> Non
     assert hits[0].score <= hits[-1].score
 
 
+def test_search_with_too_many_matches_to_rank(collection: Path) -> None:
+    with open_catalog(collection) as catalog:
+        ranked = catalog.search("tanks")
+        hits = catalog.search("tanks", rank_at_most=1)
+        body_only = catalog.search("nationalism", rank_at_most=1)
+        assert [h.name for h in catalog.search("nationalism", limit=1, rank_at_most=1)] == [body_only[0].name]
+    # Title matches first, ranked as before; then the rest, unranked, newest in the catalogue first.
+    assert [h.name for h in hits] == [h.name for h in ranked]
+    assert [h.score is None for h in hits] == [False, False, True]
+    assert [h.score for h in hits[:2]] == [h.score for h in ranked[:2]]
+    assert [h.name for h in body_only] == ["tanks-20261120T100000Z", "tanks-20261101T100000Z"]
+    assert all(h.score is None and "**" in h.snippet for h in body_only)
+
+
 def test_search_plain_words_with_apostrophes_and_phrases(collection: Path) -> None:
     assert search_names(collection, "it's") == ["tanks-20261101T100000Z"]
     assert search_names(collection, '"factor of evolution"') == ["mutual-aid-20261102T100000Z"]
