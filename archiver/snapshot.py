@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -97,73 +100,143 @@ class CaptureMaterial:
 
 def snapshot(sources: list[str], options: SnapshotOptions,
              on_progress: Callable[..., None] | None = None) -> list[SourceResult]:
-    """Capture every source into ``options.root``; return one result per source, in order."""
+    """Capture every source into ``options.root``; return one result per source, in order.
+
+    Fetching runs in threads of this process (so the per-host delay is kept
+    across the whole batch); the CPU-bound part (decode, extract, WARC, bag)
+    runs in a pool of processes when the batch is large enough to repay
+    starting them (``PROCESS_POOL_MIN`` sources and more than one core).
+    """
     root = open_collection(options.root)  # StorageError (exit 3) before any fetch
     collection_id = options.collection_id or root.resolve().name
-    fetcher = Fetcher(options.fetch)
     previous = last_captures(root)
     names = BagNames(root)
+    builder = _Builder(root, collection_id, options.organization,
+                       processes=_process_count(len(sources)))
+    fetcher = Fetcher(options.fetch)  # created after the pool forked: no threads copied
     results: list[SourceResult | None] = [None] * len(sources)
     done = 0
     lock = threading.Lock()
 
     def run(index: int, source: str) -> None:
         nonlocal done
-        result = _snapshot_one(source, root, collection_id, options, fetcher, previous, names)
+        result = _snapshot_one(source, root, options, fetcher, previous, names, builder)
         with lock:
             results[index] = result
             done += 1
             if on_progress:
                 on_progress(done, len(sources), result.source)
 
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        for future in [pool.submit(run, i, s) for i, s in enumerate(sources)]:
-            future.result()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+            for future in [pool.submit(run, i, s) for i, s in enumerate(sources)]:
+                future.result()
+    finally:
+        builder.close()
     return [r for r in results if r is not None]
 
 
-def _snapshot_one(source: str, root: Path, collection_id: str, options: SnapshotOptions,
-                  fetcher: Fetcher, previous: dict[str, PreviousCapture], names: "BagNames") -> SourceResult:
+PROCESS_POOL_MIN = 16
+
+
+def _process_count(batch: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if batch >= PROCESS_POOL_MIN and cores > 1 else 0
+
+
+@dataclass
+class _BuildJob:
+    """Everything a worker needs to turn a fetched source into a bag (picklable)."""
+
+    source: str
+    url: str
+    name: str | None                 # reserved bag name, or None to reserve in the worker
+    capture: Capture | None          # an HTTP capture, or None for a local file
+    prior: PreviousCapture | None
+
+
+class _Builder:
+    """Runs build jobs inline or in a process pool forked before any thread starts."""
+
+    def __init__(self, root: Path, collection_id: str, organization: str, processes: int) -> None:
+        self.context = (root, collection_id, organization)
+        self.pool: ProcessPoolExecutor | None = None
+        if processes:
+            self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=mp.get_context("fork"))
+            # Start every worker now, while this process has a single thread.
+            for future in [self.pool.submit(time.sleep, 0.05) for _ in range(processes)]:
+                future.result()
+
+    def run(self, job: _BuildJob) -> tuple[SourceResult, Path | None]:
+        if self.pool is None:
+            return _build(job, *self.context)
+        return self.pool.submit(_build, job, *self.context).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _snapshot_one(source: str, root: Path, options: SnapshotOptions, fetcher: Fetcher,
+                  previous: dict[str, PreviousCapture], names: "BagNames", builder: _Builder) -> SourceResult:
     try:
         url = resolve_source(source)
     except ArchiverError as exc:
         return SourceResult(source, "failed", reason=str(exc), exit_code=exc.exit_code)
     prior = None if options.force else previous.get(url)
+    capture = None
     try:
-        if url.startswith("file://"):
-            material = _capture_local(url)
-        else:
-            material = _capture_http(url, fetcher, prior)
-        if material is None:  # 304 Not Modified
-            assert prior is not None
-            _log_unchanged(root, url, prior, "HTTP 304 Not Modified")
-            return SourceResult(source, "unchanged", bag=prior.bag, url=url, reason="HTTP 304 Not Modified")
+        if not url.startswith("file://"):
+            capture = fetcher.fetch(url, conditional=_conditional_headers(prior))
+            if capture.not_modified:
+                assert prior is not None
+                _log_unchanged(root, url, prior, "HTTP 304 Not Modified")
+                return SourceResult(source, "unchanged", bag=prior.bag, url=url,
+                                    reason="HTTP 304 Not Modified")
+    except SourceError as exc:
+        _log_failure(root, url, str(exc))
+        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code)
+    final_url = capture.final_url if capture else url
+    retrieved = capture.retrieved if capture else utc_now()
+    with names.reserve(slug_for(final_url), retrieved) as name:
+        result, bag_dir = builder.run(_BuildJob(source, url, name, capture, prior))
+    if bag_dir is not None:
+        _update_catalogue(root, bag_dir)
+    return result
+
+
+def _conditional_headers(prior: PreviousCapture | None) -> dict[str, str] | None:
+    if prior is None:
+        return None
+    headers = {}
+    if prior.etag:
+        headers["If-None-Match"] = prior.etag
+    if prior.last_modified:
+        headers["If-Modified-Since"] = prior.last_modified
+    return headers or None
+
+
+def _build(job: _BuildJob, root: Path, collection_id: str,
+           organization: str) -> tuple[SourceResult, Path | None]:
+    """Decode, extract, render the WARC and write the bag (runs in a worker)."""
+    source, url, prior = job.source, job.url, job.prior
+    try:
+        material = material_from_capture(job.capture) if job.capture else _capture_local(url)
         text_sha = hashlib.sha256(material.canonical).hexdigest()
         if prior is not None and prior.text_sha256 == text_sha:
             _log_unchanged(root, url, prior, "canonical text unchanged", material)
             return SourceResult(source, "unchanged", bag=prior.bag, url=url, final_url=material.final_url,
-                                title=material.extraction.text.title, reason="canonical text unchanged")
-        bag_dir = write_capture_bag(root, material, collection_id, options.organization, names)
+                                title=material.extraction.text.title,
+                                reason="canonical text unchanged"), None
+        bag_dir = write_capture_bag(root, material, collection_id, organization, name=job.name,
+                                    update_catalogue=False)
     except SourceError as exc:
         _log_failure(root, url, str(exc))
-        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code)
+        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code), None
     except StorageError as exc:
-        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code)
+        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code), None
     return SourceResult(source, "captured", bag=bag_dir.name, url=url, final_url=material.final_url,
-                        title=material.extraction.text.title)
-
-
-def _capture_http(url: str, fetcher: Fetcher, prior: PreviousCapture | None) -> CaptureMaterial | None:
-    conditional = {}
-    if prior is not None:
-        if prior.etag:
-            conditional["If-None-Match"] = prior.etag
-        if prior.last_modified:
-            conditional["If-Modified-Since"] = prior.last_modified
-    capture = fetcher.fetch(url, conditional=conditional or None)
-    if capture.not_modified:
-        return None
-    return material_from_capture(capture)
+                        title=material.extraction.text.title), bag_dir
 
 
 def material_from_capture(capture: Capture) -> CaptureMaterial:
@@ -216,9 +289,11 @@ def _sniff_type(body: bytes) -> str:
 
 
 def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str, organization: str,
-                      names: "BagNames | None" = None) -> Path:
-    """Write one bag for a capture, log its ``capture`` event, update the catalogue."""
-    names = names or BagNames(root)
+                      name: str | None = None, update_catalogue: bool = True) -> Path:
+    """Write one bag for a capture, log its ``capture`` event, update the catalogue.
+
+    ``name`` is a bag name reserved by the caller; by default one is chosen
+    from the final URL and the retrieval time."""
     canonical_text = material.extraction.text
     text_sha = hashlib.sha256(material.canonical).hexdigest()
     metadata = {
@@ -255,7 +330,11 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
         "metadata.json": (json.dumps(metadata, ensure_ascii=False, indent=1) + "\n").encode("utf-8"),
         "capture.warc.gz": material.warc,
     }
-    with names.reserve(_slug(material), material.retrieved) as name:
+    if name is None:
+        with BagNames(root).reserve(slug_for(material.final_url, canonical_text.title),
+                                    material.retrieved) as reserved:
+            bag_dir = write_bag(root, reserved, payload, info)
+    else:
         bag_dir = write_bag(root, name, payload, info)
     append_event(root, Event(type="capture", outcome="success", bag=bag_dir.name, detail={
         "url": material.url, "final_url": material.final_url, "text_sha256": text_sha,
@@ -263,7 +342,8 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
         "extractor_version": material.extraction.extractor_version,
         "derived_from": material.derived_from,
     }))
-    _update_catalogue(root, bag_dir)
+    if update_catalogue:
+        _update_catalogue(root, bag_dir)
     return bag_dir
 
 
@@ -316,14 +396,15 @@ def last_captures(root: Path) -> dict[str, PreviousCapture]:
     return {url: prior for url, prior in state.items() if prior.bag and (root / prior.bag).is_dir()}
 
 
-def _slug(material: CaptureMaterial) -> str:
-    parts = urlsplit(material.final_url)
+def slug_for(final_url: str, title: str | None = None) -> str:
+    """The slug of a bag name: the URL's last path segment, else its host, else the title."""
+    parts = urlsplit(final_url)
     segments = [s for s in unquote(parts.path).split("/") if s]
     base = segments[-1] if segments else parts.netloc
     base = re.sub(r"\.(html?|php|aspx?)$", "", base.lower())
     slug = _SLUG_CHARS.sub("-", base).strip("-")[:60].strip("-")
     if not slug:
-        slug = _SLUG_CHARS.sub("-", (material.extraction.text.title or "capture").lower()).strip("-")[:60]
+        slug = _SLUG_CHARS.sub("-", (title or "capture").lower()).strip("-")[:60]
     return slug or "capture"
 
 
