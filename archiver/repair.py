@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .collection import is_bag_dir
 from .errors import StorageError
 from .events import Event, append_events
+from .verify import looks_like_bag
 from .mirror import is_s3, make_client
 from .mirror.directory import DirectoryTarget
 from .mirror.fixity import Expected, FileFault, check_copy, reference_digests, stream_digest
@@ -86,7 +86,7 @@ def open_site(location: str | Path, endpoint_url: str | None = None,
     path = Path(location)
     if not path.is_dir():
         raise StorageError(f"{path} is not a directory")
-    if is_bag_dir(path):
+    if looks_like_bag(path):
         return DirectoryTarget(path.parent), [path.name]
     return DirectoryTarget(path), None
 
@@ -100,12 +100,13 @@ def _tagmanifests(site: Site, name: str, files: dict[str, int]) -> dict[str, byt
     return found
 
 
-def _good_at_source(source: Site, name: str, path: str, want: Expected) -> bool:
+def _matches(reader: Any, path: str, want: Expected) -> bool:
+    """Does ``path`` as read through ``reader`` match the manifest?"""
     try:
-        digest, size = stream_digest(source.reader(name), path, want.algorithm)
+        digest, size = stream_digest(reader, path, want.algorithm)
     except (FileNotFoundError, StorageError, OSError):
         return False
-    return digest == want.digest and size == want.size
+    return digest == want.digest and (want.size is None or size == want.size)
 
 
 def repair_bag(target: Site, name: str, source: Site, source_name: str, dry_run: bool,
@@ -118,6 +119,15 @@ def repair_bag(target: Site, name: str, source: Site, source_name: str, dry_run:
         result.damaged = check_copy(target.reader(name), {}, target.listing(name))
         return result
     reference = reference_digests(source.reader(source_name), source_files)
+    # The source's manifests are the yardstick, so they must themselves agree
+    # with its tag manifests before any file is judged by them.
+    unsound = [p for p in source_files if "/" not in p and p.startswith("manifest-")
+               and not _matches(source.reader(source_name), p, reference[p])]
+    if unsound:
+        result.status = "unrepairable"
+        result.message = (f"the copy at {source.location} is not sound: {', '.join(unsound)} does not "
+                          "match its tag manifest; nothing was changed")
+        return result
     faults = check_copy(target.reader(name), reference, target.listing(name))
     result.damaged = faults
     damaged = sorted(f.path for f in faults if f.kind != "extra")
@@ -127,7 +137,7 @@ def repair_bag(target: Site, name: str, source: Site, source_name: str, dry_run:
         if faults:
             result.message = "files not in the bag were left untouched"
         return result
-    without_good_copy = [p for p in damaged if not _good_at_source(source, source_name, p, reference[p])]
+    without_good_copy = [p for p in damaged if not _matches(source.reader(source_name), p, reference[p])]
     if without_good_copy:
         result.status = "unrepairable"
         result.message = (f"no good copy at {source.location} of: {', '.join(without_good_copy)}; "
@@ -142,8 +152,7 @@ def repair_bag(target: Site, name: str, source: Site, source_name: str, dry_run:
         for path in damaged:
             with source.reader(source_name).open(path) as stream:
                 target.stage(name, path, stream)
-            digest, size = stream_digest(target.staged_reader(name), path, reference[path].algorithm)
-            if digest != reference[path].digest or size != reference[path].size:
+            if not _matches(target.staged_reader(name), path, reference[path]):
                 raise StorageError(f"staged copy of {path} does not match the manifest")
             target.swap(name, path)
             result.replaced.append(path)

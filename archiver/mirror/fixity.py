@@ -31,7 +31,7 @@ class Readable(Protocol):
 class Expected:
     algorithm: str
     digest: str
-    size: int
+    size: int | None  # None: listed in a manifest, absent at the source
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ def _rank(algorithm: str) -> int:
 
 
 def reference_digests(reader: Readable, files: dict[str, int]) -> dict[str, Expected]:
-    """The expected digest of every file of a bag (``files``: path → size).
+    """The expected digest of every file of a bag (``files``: path → size, the
+    listing of the reference copy) and of every file its manifests list.
 
     Raises StorageError when a manifest cannot be read."""
     recorded: dict[str, tuple[str, str]] = {}
@@ -79,6 +80,11 @@ def reference_digests(reader: Readable, files: dict[str, int]) -> dict[str, Expe
         for path, digest in manifest_digests(content).items():
             recorded[path] = (algorithm, digest)
     expected: dict[str, Expected] = {}
+    # Files a manifest lists but the source lacks stay in the reference (size
+    # unknown): a copy is judged against the manifest, not against the source.
+    for path in sorted(set(recorded) - set(files)):
+        algorithm, digest = recorded[path]
+        expected[path] = Expected(algorithm, digest, None)
     for path, size in files.items():
         if path in recorded:
             algorithm, digest = recorded[path]
@@ -113,7 +119,7 @@ def check_copy(reader: Readable, reference: dict[str, Expected],
         except (StorageError, OSError) as exc:
             faults.append(FileFault(path, "unreadable", f"{path} could not be read back: {exc}"))
             continue
-        if size != want.size:
+        if want.size is not None and size != want.size:
             faults.append(FileFault(path, "size-mismatch",
                                     f"{path} is {size} bytes, expected {want.size}"))
         elif digest != want.digest:

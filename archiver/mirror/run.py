@@ -15,6 +15,7 @@ files sent once more and is checked again before it is called failed.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,11 +105,12 @@ def _send(bag_dir: Path, target: MirrorTarget, name: str, paths: list[str],
         sha256 = want.digest if want.algorithm == "sha256" else None
         try:
             with open(bag_dir / path, "rb") as stream:
-                target.put(name, path, stream, want.size, sha256)
+                size = os.fstat(stream.fileno()).st_size
+                target.put(name, path, stream, size, sha256)
         except OSError as exc:
             raise StorageError(f"cannot read {bag_dir / path}: {exc.strerror}") from exc
         sent += 1
-        nbytes += want.size
+        nbytes += size
     for path in delete:
         target.delete(name, path)
     target.finish(name)
