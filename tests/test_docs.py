@@ -1,0 +1,40 @@
+"""The README's promises: its two opening commands are what CI runs, and every
+CLI command is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.main import get_command
+
+from archiver.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def opening_commands() -> list[str]:
+    blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", README, flags=re.S)
+    return [line.strip() for block in blocks[:2] for line in block.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def test_readme_opens_with_two_commands_that_ci_runs_verbatim() -> None:
+    commands = opening_commands()
+    assert len(commands) == 2, commands
+    install_and_run, install_and_test = commands
+    assert "archiver snapshot --manifest manifests/example.toml" in install_and_run
+    assert "pytest" in install_and_test
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert install_and_run in ci and install_and_test in ci
+
+
+def test_every_command_is_documented() -> None:
+    group = get_command(app)
+    names = set(group.commands)  # type: ignore[attr-defined]
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        if hasattr(command, "commands"):
+            names |= {f"{name} {sub}" for sub in command.commands}
+    missing = sorted(n for n in names if f"archiver {n}" not in README)
+    assert not missing, f"commands missing from README: {missing}"
