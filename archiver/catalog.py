@@ -43,19 +43,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .collection import META_DIR, TMP_PREFIX, fsync_dir, list_bag_dirs
+from .catalog_query import RANK_AT_MOST, HistoryEntry, SearchHit, fts_query, history_entries, search_hits
+from .collection import META_DIR, TMP_PREFIX, fsync_dir, fsync_file, list_bag_dirs
 from .errors import ArchiverError, StorageError, UsageError
 from .events import Event, events_path
 
 SCHEMA_VERSION = 1
 CATALOG_NAME = "catalog.sqlite"
-SNIPPET_OPEN, SNIPPET_CLOSE = "**", "**"  # markdown bold around matched words
 # Title matches outrank author matches, which outrank matches in the body.
 RANK = "bm25(10.0, 5.0, 1.0)"
-RANK_AT_MOST = 5000  # matches; see Catalog.search
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 OnProgress = Callable[..., None]
+__all__ = ["BagRecord", "Catalog", "HistoryEntry", "NotInCatalog", "RebuildReport", "SearchHit",
+           "build_catalog", "catalog_add_bag", "catalog_path", "fts_query", "open_catalog",
+           "read_bag_record", "rebuild_catalog"]
 
 
 class NotInCatalog(ArchiverError):
@@ -115,39 +117,6 @@ class BagRecord:
         record = asdict(self)
         del record["text"]
         return record
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    name: str
-    title: str | None
-    author: str | None
-    url: str | None
-    retrieved: str | None
-    score: float | None  # bm25, lower is better; None: one of too many matches to rank
-    snippet: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One look at a source: a ``capture`` (a bag), a ``rebuilt`` bag (text
-    re-derived offline from an earlier capture; ``time`` is that capture's), or
-    an ``unchanged`` re-check (an event; ``bag`` is the bag whose text it matched)."""
-
-    kind: str
-    time: str
-    bag: str | None
-    url: str
-    final_url: str | None
-    text_sha256: str | None
-    reason: str | None = None
-    event_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -311,14 +280,6 @@ def _import_events(conn: sqlite3.Connection, root: Path) -> int:
 
 # --------------------------------------------------------------------------- building
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def build_catalog(dest: Path, records: Iterable[BagRecord], *, total: int | None = None,
                   on_progress: OnProgress | None = None) -> int:
     """Write a new catalogue file at ``dest`` (which must not exist) holding
@@ -352,7 +313,7 @@ def build_catalog(dest: Path, records: Iterable[BagRecord], *, total: int | None
         conn.close()
     if on_progress:
         on_progress(count, total, "bags")
-    _fsync_path(dest)
+    fsync_file(dest)
     return count
 
 
@@ -422,7 +383,7 @@ def _rebuild_locked(root: Path, on_progress: OnProgress | None) -> RebuildReport
                 raise StorageError(f"cannot build catalogue {tmp}: {exc}") from exc
             finally:
                 conn.close()
-            _fsync_path(tmp)
+            fsync_file(tmp)
             os.replace(tmp, report.path)
             fsync_dir(meta)
     except OSError as exc:
@@ -508,75 +469,6 @@ def catalog_add_bag(root: Path, bag_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- queries
 
-def fts_query(text: str) -> str:
-    """Turn what a user types into an FTS5 query where plain words just work.
-
-    Every word is quoted (so ``it's``, ``C++`` or ``don't-stop`` are searched
-    for as written); ``"a phrase"`` stays a phrase; ``word*`` is a prefix
-    search; bare ``AND``, ``OR``, ``NOT`` and parentheses stay operators.
-    All words must match unless joined with OR. UsageError for an unclosed quote
-    or an empty query.
-    """
-    parts: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-        elif ch in "()":
-            parts.append(ch)
-            i += 1
-        elif ch == '"':
-            end = text.find('"', i + 1)
-            if end < 0:
-                raise UsageError(f"search query {text!r} has an unclosed double quote")
-            phrase = text[i + 1:end]
-            i = end + 1
-            prefix = i < n and text[i] == "*"
-            i += prefix
-            if phrase.strip():
-                parts.append('"' + phrase + '"' + (" *" if prefix else ""))
-        else:
-            start = i
-            while i < n and not text[i].isspace() and text[i] not in '()"':
-                i += 1
-            word = text[start:i]
-            if word in ("AND", "OR", "NOT"):
-                parts.append(word)
-            elif word.endswith("*") and word.strip("*"):
-                parts.append('"' + word.rstrip("*") + '" *')
-            elif word.strip("*"):
-                parts.append('"' + word + '"')
-    if not any(p not in ("AND", "OR", "NOT", "(", ")") for p in parts):
-        raise UsageError(f"search query {text!r} has no words to search for")
-    return " ".join(parts)
-
-
-_HIT_COLUMNS = ("SELECT b.name, b.title, b.author, b.url, b.retrieved, {score}, "
-                f"snippet(bag_text, -1, '{SNIPPET_OPEN}', '{SNIPPET_CLOSE}', ' … ', 16) "
-                "FROM bag_text f JOIN bags b ON b.id = f.rowid WHERE bag_text MATCH ? ")
-
-
-def _search(conn: sqlite3.Connection, match: str, limit: int, rank_at_most: int) -> list[tuple]:
-    many = conn.execute("SELECT rowid FROM bag_text WHERE bag_text MATCH ? LIMIT 1 OFFSET ?",
-                        (match, rank_at_most)).fetchone() is not None
-    if not many:
-        sql = _HIT_COLUMNS.format(score="f.rank") + "ORDER BY f.rank LIMIT ?"
-        return conn.execute(sql, (match, limit)).fetchall()
-    in_title = conn.execute("SELECT rowid FROM bag_text WHERE bag_text MATCH ? ORDER BY rank LIMIT ?",
-                            (f"{{title author}} : ({match})", limit)).fetchall()
-    one = _HIT_COLUMNS.format(score="f.rank") + "AND f.rowid = ?"
-    hits = [row for (rowid,) in in_title if (row := conn.execute(one, (match, rowid)).fetchone())]
-    shown = {row[0] for row in hits}
-    recent = _HIT_COLUMNS.format(score="NULL") + "ORDER BY f.rowid DESC LIMIT ?"
-    for row in conn.execute(recent, (match, limit)):
-        if len(hits) >= limit:
-            break
-        if row[0] not in shown:
-            hits.append(row)
-    return hits
-
-
 class Catalog:
     """An open catalogue. Methods rebuild and retry once if they meet corruption."""
 
@@ -656,36 +548,18 @@ class Catalog:
         return [self._record(row) for row in rows]
 
     def search(self, query: str, limit: int = 20, rank_at_most: int = RANK_AT_MOST) -> list[SearchHit]:
-        """Bags matching ``query`` (see ``fts_query``), best first, with a snippet.
-
-        Ranking is bm25 (title 10, author 5, text 1). Ranking costs a few
-        microseconds a match, so when more than ``rank_at_most`` texts match
-        (a word in most of a large collection, whose bm25 weight is ~0 anyway)
-        the hits are those with the words in their title or author, ranked,
-        then the most recently catalogued; these have ``score`` None.
-        """
+        """Bags matching ``query`` (see ``fts_query``), best first, with a
+        snippet; how they are ranked is said in ``search_hits``."""
         if limit < 1:
             raise UsageError("--limit must be at least 1")
         match = fts_query(query)
         try:
-            rows = self._run(lambda c: _search(c, match, limit, rank_at_most))
+            return self._run(lambda c: search_hits(c, match, limit, rank_at_most))
         except sqlite3.OperationalError as exc:
             raise UsageError(f"cannot search for {query!r}: {exc} (put words in double quotes "
                              "to search for them as written)") from exc
-        return [SearchHit(name=r[0], title=r[1], author=r[2], url=r[3], retrieved=r[4],
-                          score=r[5], snippet=r[6] or "") for r in rows]
 
     def history(self, url: str) -> list[HistoryEntry]:
         """Every capture (bag) and every unchanged re-check of ``url`` (as given
         or as finally redirected to), oldest first."""
-        sql = (
-            "SELECT iif(derived_from IS NULL, 'capture', 'rebuilt') AS kind, retrieved AS time, name, "
-            "url, final_url, text_sha256, iif(derived_from IS NULL, NULL, 'derived from ' || derived_from), "
-            "NULL FROM bags WHERE url = ?1 OR final_url = ?1 "
-            "UNION ALL "
-            "SELECT 'unchanged', time, bag, url, final_url, text_sha256, reason, event_id "
-            "FROM checks WHERE url = ?1 OR final_url = ?1 "
-            "ORDER BY time, kind")
-        rows = self._run(lambda c: c.execute(sql, (url,)).fetchall())
-        return [HistoryEntry(kind=r[0], time=r[1] or "", bag=r[2], url=r[3] or url, final_url=r[4],
-                             text_sha256=r[5], reason=r[6], event_id=r[7]) for r in rows]
+        return self._run(lambda c: history_entries(c, url))

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,42 @@ def test_rebuild_replaces_file_and_skips_unreadable_bags(collection: Path) -> No
     assert reader.execute("SELECT count(*) FROM bags").fetchone()[0] == old_count
     reader.close()
     assert not list((collection / ".archiver").glob(".tmp-*"))
+
+
+def test_readers_during_rebuilds_always_see_a_whole_catalogue(collection: Path) -> None:
+    open_catalog(collection).close()
+    seen: list[object] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                conn = sqlite3.connect(f"file:{catalog_path(collection)}?mode=ro", uri=True, timeout=10)
+                seen.append(conn.execute("SELECT count(*) FROM bags JOIN bag_text ON bag_text.rowid = bags.id "
+                                         "WHERE bag_text MATCH 'nationalism'").fetchone()[0])
+                conn.close()
+            except sqlite3.Error as exc:  # pragma: no cover - the failure this test looks for
+                seen.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(5):
+            rebuild_catalog(collection)
+    finally:
+        stop.set()
+        reader.join()
+    assert seen and set(seen) == {2}
+
+
+def test_add_bag_to_corrupt_catalogue_rebuilds_with_it(collection: Path) -> None:
+    open_catalog(collection).close()
+    catalog_path(collection).write_bytes(b"\0" * 8192)
+    bag = make_bag(collection, "anew-20261125T100000Z", url="https://example.org/new", title="Zapatista",
+                   author=None, body="Words of the Zapatistas.", retrieved="2026-11-25T10:00:00Z")
+    catalog_add_bag(collection, bag)
+    with open_catalog(collection) as catalog:
+        assert catalog.count() == 4 and catalog.search("zapatistas")[0].name == bag.name
 
 
 def test_read_bag_record_without_bag_info(collection: Path) -> None:
