@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Sequence
@@ -30,6 +31,7 @@ from .bagit_parse import hash_name
 _CHUNK = 1 << 20
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # regular files ignore it; FIFOs must not block
 BATCH_FILES = 256
 BATCH_BYTES = 8 << 20
 IN_PROCESS_BYTES = 32 << 20
@@ -109,11 +111,14 @@ def _check_batch(root: str, batch: Sequence[HashJob]) -> tuple[int, list[HashMis
         try:
             # Paths come from a no-follow listing of the bag; O_NOFOLLOW refuses
             # a file swapped for a symlink since.
-            fd = os.open(os.path.join(root, path), os.O_RDONLY | _NOFOLLOW | _BINARY)
+            fd = os.open(os.path.join(root, path), os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _BINARY)
         except OSError as exc:
             failures.append(HashFailure(path, exc.strerror or str(exc)))
             continue
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device would hang or never end
+                failures.append(HashFailure(path, "not a regular file"))
+                continue
             mismatches.extend(_check_fd(fd, size, expected, path))
         except OSError as exc:
             failures.append(HashFailure(path, exc.strerror or str(exc)))

@@ -1,0 +1,356 @@
+"""archiver.verify: every rule on its own fixture bag, modes, the CLI, security,
+adversarial sizes, the BagReader protocol, and render -> parse round trips."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from archiver.bag import encode_manifest_path, render_manifest, render_tag_file, write_bag
+from archiver.bagit_parse import iter_text_lines, parse_manifest, parse_tag_file
+from archiver.bagreader import FileEntry, LocalBag
+from archiver.cli import app
+from archiver.errors import StorageError
+from archiver.hashing import IN_PROCESS_FILES, check_stream
+from archiver.verify import MAX_PER_CODE, PROBLEM_CODES, WARNING_CODES, find_bags, verify_bag
+from fixtures.bags.bag_cases import CASES, build_bag, seal, sha
+
+runner = CliRunner()
+
+
+# -- one fixture bag per rule ----------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fixture_bag(name: str, tmp_path: Path) -> None:
+    case = CASES[name]
+    bag = tmp_path / name
+    case.build(bag)
+    report = verify_bag(bag)
+    problems = {p.code for p in report.problems}
+    warnings = {w.code for w in report.warnings}
+    assert report.valid is case.valid, report.problems
+    assert problems == case.problems
+    assert case.warnings <= warnings
+    assert all(p.path and p.message for p in report.problems), "every problem names a file"
+    assert problems <= set(PROBLEM_CODES) and warnings <= set(WARNING_CODES), "codes are documented"
+
+
+def test_every_documented_problem_code_has_a_fixture() -> None:
+    covered = set().union(*(c.problems for c in CASES.values()))
+    # problems-truncated and file-unreadable are exercised by dedicated tests below;
+    # payload-oxum-missing only exists in --fast mode.
+    untested = set(PROBLEM_CODES) - covered - {"problems-truncated", "file-unreadable", "payload-oxum-missing"}
+    assert not untested
+
+
+def test_a_bag_written_by_archiver_is_valid(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path, "essay-20261125T093000Z",
+                    {"text.txt": b"Title: T\n\nText.\n", "metadata.json": b"{}"}, [("Source-URL", "https://e.org")])
+    report = verify_bag(bag)
+    assert report.valid and report.problems == [] and report.warnings == []
+    assert (report.files, report.bytes, report.version) == (2, 18, "1.0")
+
+
+def test_all_problems_are_reported_not_the_first(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "b", {f"data/f{i}.txt": f"{i}".encode() for i in range(5)})
+    for i in range(5):
+        (bag / "data" / f"f{i}.txt").write_bytes(b"changed")
+    report = verify_bag(bag)
+    bad = [p for p in report.problems if p.code == "checksum-mismatch"]
+    assert {p.path for p in bad} == {f"data/f{i}.txt" for i in range(5)}
+    assert len(bad) == 10  # sha256 and sha512 of each
+    oxum = [p.message for p in report.problems if p.code == "payload-oxum-mismatch"]
+    assert len(oxum) == 1 and "bytes" in oxum[0]  # 5 files still, bytes differ
+
+
+# -- modes -------------------------------------------------------------------------
+
+def test_completeness_only_skips_checksums_but_not_presence(tmp_path: Path) -> None:
+    CASES["checksum-mismatch-payload"].build(tmp_path / "a")
+    CASES["file-missing"].build(tmp_path / "b")
+    assert verify_bag(tmp_path / "a", "completeness").valid
+    report = verify_bag(tmp_path / "b", "completeness")
+    assert not report.valid and "file-missing" in {p.code for p in report.problems}
+    assert report.mode == "completeness"
+
+
+def test_fast_checks_payload_oxum_only(tmp_path: Path) -> None:
+    CASES["checksum-mismatch-payload"].build(tmp_path / "a")
+    CASES["file-not-in-any-manifest"].build(tmp_path / "b")
+    assert verify_bag(tmp_path / "a", "fast").valid  # same size: --fast cannot see it
+    report = verify_bag(tmp_path / "b", "fast")
+    assert [p.code for p in report.problems] == ["payload-oxum-mismatch", "payload-oxum-mismatch"]
+
+
+def test_fast_without_payload_oxum_is_not_valid(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "b", tag_manifest=False)
+    (bag / "bag-info.txt").write_text("Source-Organization: X\n")
+    report = verify_bag(bag, "fast")
+    assert not report.valid and report.problems[0].code == "payload-oxum-missing"
+
+
+# -- the CLI -------------------------------------------------------------------------
+
+def test_cli_exit_codes_and_labels(tmp_path: Path) -> None:
+    CASES["good-v1"].build(tmp_path / "good")
+    CASES["checksum-mismatch-payload"].build(tmp_path / "bad")
+    ok = runner.invoke(app, ["verify", str(tmp_path / "good")])
+    assert ok.exit_code == 0 and "every checksum verified" in ok.stdout
+    bad = runner.invoke(app, ["verify", str(tmp_path / "bad")])
+    assert bad.exit_code == 1
+    assert "checksum-mismatch  data/text.txt" in bad.stdout
+    fast = runner.invoke(app, ["verify", "--fast", str(tmp_path / "bad")])
+    assert fast.exit_code == 0
+    assert "--fast" in fast.stdout and "checksums NOT checked" in fast.stdout
+    assert "valid" not in fast.stdout and "every checksum verified" not in fast.stdout
+    complete = runner.invoke(app, ["verify", "--completeness-only", str(tmp_path / "bad")])
+    assert complete.exit_code == 0 and "--completeness-only" in complete.stdout
+    assert "valid" not in complete.stdout and "every checksum verified" not in complete.stdout
+    both = runner.invoke(app, ["verify", "--fast", "--completeness-only", str(tmp_path / "bad")])
+    assert both.exit_code == 2
+
+
+def test_cli_json_and_collection_root(tmp_path: Path) -> None:
+    CASES["good-v1"].build(tmp_path / "a-good")
+    CASES["file-missing"].build(tmp_path / "b-bad")
+    (tmp_path / ".archiver").mkdir()
+    CASES["file-missing"].build(tmp_path / ".archiver" / "not-a-bag")
+    CASES["file-missing"].build(tmp_path / ".tmp-unfinished")
+    result = runner.invoke(app, ["verify", "--json", str(tmp_path)])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert [Path(b["path"]).name for b in document["bags"]] == ["a-good", "b-bad"]
+    good, bad = document["bags"]
+    assert good["valid"] is True and good["mode"] == "full" and good["problems"] == []
+    assert bad["valid"] is False
+    assert {"code": "file-missing", "path": "data/sub/note.txt"} == {
+        k: bad["problems"][-1][k] for k in ("code", "path")}
+    assert set(good) >= {"path", "valid", "mode", "problems", "warnings"}
+
+
+def test_cli_missing_path_is_exit_3_with_one_line(tmp_path: Path) -> None:
+    CASES["good-v1"].build(tmp_path / "good")
+    result = runner.invoke(app, ["verify", str(tmp_path / "absent"), str(tmp_path / "good")])
+    assert result.exit_code == 3
+    assert result.stderr.strip().count("\n") == 0 and "does not exist" in result.stderr
+    assert "every checksum verified" in result.stdout  # the other path was still verified
+
+
+def test_find_bags_treats_a_bag_without_bagit_txt_as_a_bag(tmp_path: Path) -> None:
+    CASES["bagit-txt-missing"].build(tmp_path / "root" / "lost")
+    CASES["good-bag-info-continuation"].build(tmp_path / "root" / "nested" / "deep")
+    (tmp_path / "root" / "empty").mkdir()
+    assert [p.name for p in find_bags(tmp_path / "root")] == ["lost", "deep"]
+
+
+# -- security ----------------------------------------------------------------------------
+
+def test_local_bag_never_opens_outside_or_through_links(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "bag")
+    (tmp_path / "secret.txt").write_bytes(b"secret")
+    os.symlink(tmp_path / "secret.txt", bag / "data" / "link.txt")
+    os.symlink(tmp_path, bag / "data" / "dirlink")
+    os.mkfifo(bag / "data" / "fifo")
+    reader = LocalBag(bag)
+    listed = {f.path: f for f in reader.list_files()}
+    assert listed["data/link.txt"].is_symlink and listed["data/dirlink"].is_symlink
+    assert not any(p.startswith("data/dirlink/") for p in listed), "symlinked folders are not descended"
+    for path in ("../secret.txt", "/etc/hostname", "data/../../secret.txt", "data\\x", ""):
+        with pytest.raises(StorageError):
+            reader.open(path)
+    for path in ("data/link.txt", "data/dirlink/secret.txt", "data/fifo"):
+        with pytest.raises(StorageError):
+            reader.open(path)
+    with pytest.raises(FileNotFoundError):
+        reader.open("data/absent.txt")
+    assert reader.open("data/text.txt").read().startswith(b"Title:")
+
+
+def test_symlinked_payload_is_an_error_and_never_followed(tmp_path: Path) -> None:
+    """The link points at a file whose hash the manifest gives: following it would make the bag 'valid'."""
+    bag = build_bag(tmp_path / "bag", {"data/a.txt": b"a"}, tag_manifest=False)
+    (tmp_path / "outside.txt").write_bytes(b"b")
+    os.symlink(tmp_path / "outside.txt", bag / "data" / "b.txt")
+    for alg in ("sha256", "sha512"):
+        with open(bag / f"manifest-{alg}.txt", "a") as f:
+            f.write(f"{sha(alg, b'b')}  data/b.txt\n")
+    seal(bag)
+    report = verify_bag(bag)
+    assert not report.valid
+    assert [p.path for p in report.problems if p.code == "symlink-in-bag"] == ["data/b.txt"]
+
+
+def test_unreadable_file_is_reported_not_raised(tmp_path: Path) -> None:
+    """A FIFO listed in the manifest: opening it for reading would block forever."""
+    bag = build_bag(tmp_path / "bag", {"data/a.txt": b"a"}, tag_manifest=False)
+    os.mkfifo(bag / "data" / "pipe")
+    for alg in ("sha256", "sha512"):
+        with open(bag / f"manifest-{alg}.txt", "a") as f:
+            f.write(f"{sha(alg, b'')}  data/pipe\n")
+    (bag / "bag-info.txt").write_text("Payload-Oxum: 1.2\n")
+    seal(bag)
+    for processes in (1, 2):
+        report = verify_bag(bag, processes=processes)
+        assert [(p.code, p.path) for p in report.problems] == [("file-unreadable", "data/pipe")]
+
+
+# -- adversarial sizes --------------------------------------------------------------------
+
+def test_huge_single_line_bag_info_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "bag", tag_manifest=False)
+    with open(bag / "bag-info.txt", "ab") as f:
+        f.write(b"External-Description: ")
+        chunk = b"x" * (1 << 20)
+        for _ in range(100):
+            f.write(chunk)
+    tracemalloc.start()
+    try:
+        report = verify_bag(bag, "completeness")
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "tag-file-too-large" in {p.code for p in report.problems}
+    assert peak < 24 << 20, f"peak {peak} bytes for a 100 MB bag-info.txt"
+
+
+def test_huge_manifest_line_is_streamed_and_refused(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "bag", tag_manifest=False)
+    with open(bag / "manifest-sha256.txt", "ab") as f:
+        f.write(b"0" * 64 + b"  data/")
+        for _ in range(32):
+            f.write(b"y" * (1 << 20))  # 32 MB, no line break
+    tracemalloc.start()
+    try:
+        report = verify_bag(bag, "completeness")
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "line-too-long" in {p.code for p in report.problems}
+    assert peak < 24 << 20
+
+
+def test_manifest_with_many_phantom_lines_is_capped(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "bag", tag_manifest=False)
+    count = MAX_PER_CODE + 20_000
+    with open(bag / "manifest-sha256.txt", "ab") as f:
+        f.write("".join(f"{'0' * 64}  data/phantom-{i}.txt\n" for i in range(count)).encode())
+    started = time.perf_counter()
+    report = verify_bag(bag, "completeness")
+    elapsed = time.perf_counter() - started
+    missing = [p for p in report.problems if p.code == "file-missing"]
+    assert len(missing) == MAX_PER_CODE
+    truncated = [p for p in report.problems if p.code == "problems-truncated"]
+    assert len(truncated) == 1 and "20000 more 'file-missing'" in truncated[0].message
+    assert elapsed < 10
+
+
+# -- parallel hashing and the BagReader protocol -------------------------------------------
+
+def test_process_pool_finds_one_bad_file_among_many(tmp_path: Path) -> None:
+    payload = {f"data/d{i % 7}/f{i}.txt": f"file {i}\n".encode() * (i % 5 + 1) for i in range(IN_PROCESS_FILES + 200)}
+    bag = build_bag(tmp_path / "bag", payload)
+    (bag / "data" / "d3" / "f10.txt").write_bytes(b"FILE 10\n" * 1)
+    report = verify_bag(bag, processes=2)
+    assert {(p.code, p.path) for p in report.problems} == {("checksum-mismatch", "data/d3/f10.txt")}
+
+
+class MemoryBag:
+    """A second, independent BagReader: files held in a dict (as S3Bag holds objects)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.location = "memory://bag"
+
+    def list_files(self) -> list[FileEntry]:
+        return [FileEntry(path, len(data)) for path, data in sorted(self.files.items())]
+
+    def open(self, path: str):
+        if path not in self.files:
+            raise FileNotFoundError(path)
+        return io.BytesIO(self.files[path])
+
+
+def test_verify_works_through_the_reader_protocol(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "bag")
+    files = {str(p.relative_to(bag)): p.read_bytes() for p in bag.rglob("*") if p.is_file()}
+    assert verify_bag(MemoryBag(files)).valid
+    files["data/text.txt"] = files["data/text.txt"].upper()
+    files["data/extra.txt"] = b"x"
+    report = verify_bag(MemoryBag(files))
+    assert {(p.code, p.path) for p in report.problems} == {
+        ("checksum-mismatch", "data/text.txt"), ("file-not-in-manifest", "data/extra.txt"),
+        ("payload-oxum-mismatch", "bag-info.txt")}
+    assert report.location == "memory://bag"
+
+
+def test_check_stream_for_mirrors() -> None:
+    data = b"some payload"
+    good = {"sha256": hashlib.sha256(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest().upper()}
+    assert check_stream(io.BytesIO(data), good) == []
+    bad = check_stream(io.BytesIO(data + b"!"), good, "data/x")
+    assert [(m.path, m.algorithm) for m in bad] == [("data/x", "sha256"), ("data/x", "sha512")]
+
+
+# -- render -> parse round trips ---------------------------------------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\ufeff"))
+_labels = _text.filter(lambda s: s and s == s.strip() and ":" not in s and s[0] not in " \t")
+_components = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\x00"),
+                      min_size=1, max_size=12).filter(lambda s: s not in (".", ".."))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_labels, _text), max_size=8))
+def test_tag_file_round_trip(pairs: list[tuple[str, str]]) -> None:
+    elements, findings = parse_tag_file(io.BytesIO(render_tag_file(pairs)), "UTF-8", "bag-info.txt", "1.0")
+    assert findings == []
+    assert elements == pairs
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.lists(_components, min_size=1, max_size=3).map(lambda c: "data/" + "/".join(c)),
+                       st.binary(min_size=32, max_size=32).map(bytes.hex), max_size=8))
+def test_manifest_round_trip(entries: dict[str, str]) -> None:
+    rendered = render_manifest(list(entries.items()))
+    parsed, findings = parse_manifest(io.BytesIO(rendered), "manifest-sha256.txt", "sha256")
+    assert [f for f in findings if f.error] == []
+    assert {e.path: e.digest for e in parsed} == entries
+    assert all(encode_manifest_path(e.path).count("\n") == 0 for e in parsed)
+
+
+class TrickleStream(io.RawIOBase):
+    """A real stream that returns at most ``step`` bytes a read (as a network body may)."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.pos = data, step, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        piece = self.data[self.pos:self.pos + min(self.step, size if size >= 0 else self.step)]
+        self.pos += len(piece)
+        return piece
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_text, min_size=1, max_size=6), st.lists(st.sampled_from(["\n", "\r", "\r\n"]), min_size=6,
+       max_size=6), st.sampled_from(["UTF-8", "UTF-16", "ISO-8859-1"]), st.integers(1, 7))
+def test_line_splitting_survives_any_chunking(lines: list[str], ends: list[str], encoding: str, step: int) -> None:
+    if encoding == "ISO-8859-1":
+        lines = [line.encode("latin-1", "replace").decode("latin-1") for line in lines]
+    lines = [line for line in lines if line] or ["x"]
+    text = "".join(line + end for line, end in zip(lines, ends))
+    findings: list = []
+    got = [line for _n, line in iter_text_lines(TrickleStream(text.encode(encoding), step), encoding, "t", findings)]
+    assert findings == [] and got == lines
