@@ -384,6 +384,10 @@ def _rebuild_locked(root: Path, on_progress: OnProgress | None) -> RebuildReport
             finally:
                 conn.close()
             fsync_file(tmp)
+            # Every writer holds the write lock, so a journal here was left by a
+            # writer that crashed on the OLD file: SQLite would replay it into the new one.
+            for leftover in ("-journal", "-wal"):
+                Path(f"{report.path}{leftover}").unlink(missing_ok=True)
             os.replace(tmp, report.path)
             fsync_dir(meta)
     except OSError as exc:

@@ -337,3 +337,14 @@ def test_cli_catalog_rebuild(collection: Path) -> None:
     assert catalog_path(collection).is_file()
     code, _, err = run("list", "--root", str(collection / "missing"))
     assert code == 3
+
+
+def test_rebuild_discards_a_crashed_writers_journal(collection: Path) -> None:
+    open_catalog(collection).close()
+    path = catalog_path(collection)
+    # A hot journal of the old file, as a writer killed mid-transaction leaves one.
+    Path(f"{path}-journal").write_bytes(path.read_bytes()[:4096] + os.urandom(4096))
+    rebuild_catalog(collection)
+    assert not Path(f"{path}-journal").exists()
+    with open_catalog(collection) as catalog:
+        assert catalog.count() == 3
