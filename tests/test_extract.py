@@ -259,3 +259,26 @@ def test_cli_url_with_several_pages_is_a_usage_error(tmp_path):
 
 def test_cli_no_pages_is_a_usage_error():
     assert runner.invoke(app, ["extract"]).exit_code == 2
+
+
+def test_paragraph_of_only_zero_width_spaces_is_empty():
+    assert body_of("<p>one</p><p>\u200b</p><p>&#8203;&nbsp;</p><p>two</p>") == "one\n\ntwo"
+
+
+def test_generic_drops_a_first_paragraph_repeating_the_title():
+    from archiver.extract.generic import drop_repeated_title
+    paragraphs = ["Winter hours", "The text.", "More."]
+    assert drop_repeated_title(paragraphs, "Winter hours | Eastgate") == ["The text.", "More."]
+    assert drop_repeated_title(paragraphs, "Summer hours") == paragraphs
+    assert drop_repeated_title(["Winter hours"], "Winter hours") == ["Winter hours"]  # never the only text
+
+
+def test_medium_style_markup_uses_the_jsonld_profile_other_article_pages_the_generic():
+    html, _ = load_fixture("jsonld-blog")
+    assert extract_html(html).extractor == "jsonld"
+    plain = html.replace('data-testid="storyTitle"', "").replace("pw-post-body-paragraph", "para")
+    extraction = extract_html(plain)
+    assert extraction.extractor == "generic"
+    # the header still comes from JSON-LD
+    assert (extraction.text.title, extraction.text.author, extraction.text.date) == (
+        "Mending a Paperback Spine With Kitchen Tools", "Tomas Lindqvist", "2024-02-29")

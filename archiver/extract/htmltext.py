@@ -43,6 +43,7 @@ HIDDEN_CLASSES = frozenset({
     "hide", "is-hidden", "invisible",
 })
 _HIDDEN_STYLE = re.compile(r"(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 
 Drop = Callable[[_Element], bool]
@@ -113,6 +114,9 @@ class _Paragraphs:
         if not self.pieces:
             return
         lines = [re.sub(" {2,}", " ", line).strip() for line in "".join(self.pieces).split("\n")]
+        # A line of only invisible format characters (zero-width spaces that
+        # editors leave behind) is as empty as a line of spaces.
+        lines = [line if line.strip(_INVISIBLE) else "" for line in lines]
         self.pieces = []
         # A paragraph of only <br> or spaces is no paragraph; blank lines inside
         # one (two <br> in a row) stay and become a paragraph break later.
