@@ -267,9 +267,12 @@ def test_paragraph_of_only_zero_width_spaces_is_empty():
 
 def test_generic_drops_a_first_paragraph_repeating_the_title():
     from archiver.extract.generic import drop_repeated_title
-    paragraphs = ["Winter hours", "The text.", "More."]
-    assert drop_repeated_title(paragraphs, "Winter hours | Eastgate") == ["The text.", "More."]
+    paragraphs = ["Winter reading-room hours", "The text.", "More."]
+    assert drop_repeated_title(paragraphs, "Winter reading-room hours | Eastgate") == ["The text.", "More."]
+    assert drop_repeated_title(paragraphs, "winter  READING room hours") == ["The text.", "More."]
     assert drop_repeated_title(paragraphs, "Summer hours") == paragraphs
+    # a short heading that merely starts the title stays ("Introduction" / "Introduction to …")
+    assert drop_repeated_title(["Introduction", "x"], "Introduction to bees") == ["Introduction", "x"]
     assert drop_repeated_title(["Winter hours"], "Winter hours") == ["Winter hours"]  # never the only text
 
 
