@@ -116,6 +116,13 @@ def snapshot(
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Read timeout in seconds."),
     retries: int = typer.Option(3, "--retries", min=0, help="Retries on 429/5xx and connection errors."),
     force: bool = typer.Option(False, "--force", help="Make a new bag even if the text is unchanged."),
+    with_attachments: bool = typer.Option(False, "--with-attachments",
+                                          help="Also capture the download formats a page offers (PDF, EPUB, .muse)."),
+    attachment_max_bytes: int = typer.Option(100 * 1024 * 1024, "--attachment-max-bytes", min=1,
+                                              help="Size cap for each attachment (bytes)."),
+    from_warc: Optional[Path] = typer.Option(None, "--from-warc",
+                                             help="Make bags from the HTML responses of an existing WARC; "
+                                                  "SOURCE arguments are then URL filters (regular expressions)."),
     json_output: bool = JsonOption,
 ) -> None:
     """Fetch sources, record them as WARC, extract canonical text, and bag each capture.
@@ -129,21 +136,28 @@ def snapshot(
     with errors_to_exit(json_output):
         all_sources = list(sources or [])
         collection_id, org = collection, organization
+        if from_warc is not None and manifest is not None:
+            raise fail("--from-warc and --manifest cannot be combined", EXIT_USAGE)
         if manifest is not None:
             loaded = load_manifest(manifest)
             all_sources += loaded.sources
             collection_id = collection_id or loaded.collection_id
             org = org or loaded.organization
-        if not all_sources:
-            raise fail("give at least one SOURCE or --manifest FILE", EXIT_USAGE)
+        if not all_sources and from_warc is None:
+            raise fail("give at least one SOURCE, --manifest FILE or --from-warc FILE", EXIT_USAGE)
         settings = FetchSettings(delay=delay, obey_robots=not ignore_robots, max_bytes=max_bytes,
                                  read_timeout=timeout, retries=retries)
         if user_agent:
             settings.user_agent = user_agent
         options = SnapshotOptions(root=root, organization=org or "archiver", collection_id=collection_id,
-                                  fetch=settings, force=force)
+                                  fetch=settings, force=force, with_attachments=with_attachments,
+                                  attachment_max_bytes=attachment_max_bytes)
         with progress_bar("snapshot", enabled=not json_output) as on_progress:
-            results = run_snapshot(all_sources, options, on_progress=on_progress)
+            if from_warc is not None:
+                from .warc_import import snapshot_from_warc
+                results = snapshot_from_warc(from_warc, all_sources, options, on_progress=on_progress)
+            else:
+                results = run_snapshot(all_sources, options, on_progress=on_progress)
     worst = max((r.exit_code for r in results), default=EXIT_OK)
     counts = {k: sum(r.outcome == k for r in results) for k in ("captured", "unchanged", "failed")}
     if json_output:

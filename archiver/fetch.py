@@ -202,12 +202,15 @@ class Fetcher:
         return Protego.parse(text), "parsed"
 
     # -- fetching ----------------------------------------------------------
-    def fetch(self, url: str, conditional: dict[str, str] | None = None) -> Capture:
+    def fetch(self, url: str, conditional: dict[str, str] | None = None,
+              max_bytes: int | None = None) -> Capture:
         """Fetch ``url`` following redirects; return every hop and the decoded body.
 
         ``conditional`` holds If-None-Match / If-Modified-Since for a re-check;
         a 304 gives a Capture with ``not_modified=True`` and no body.
+        ``max_bytes`` overrides the settings' cap for this URL (attachments).
         """
+        cap = max_bytes or self.settings.max_bytes
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise FetchError(f"not an http(s) URL: {url}")
@@ -219,7 +222,7 @@ class Fetcher:
         for _hop in range(self.settings.max_redirects + 1):
             if self.settings.obey_robots:
                 robots = self.robots_verdict(current)
-            exchange = self._request(current, headers)
+            exchange = self._request(current, headers, cap)
             exchanges.append(exchange)
             if exchange.status in (301, 302, 303, 307, 308):
                 location = _header(exchange.response_headers, "Location")
@@ -244,21 +247,21 @@ class Fetcher:
             if final.status in RETRY_STATUSES:
                 raise FetchError(f"HTTP {final.status}{reason} (after {self.settings.retries} retries)")
             raise FetchError(f"HTTP {final.status}{reason}")
-        body = _decode_content(final, self.settings.max_bytes)
+        body = _decode_content(final, cap)
         content_type_header = _header(final.response_headers, "Content-Type") or ""
         content_type, charset = parse_content_type(content_type_header)
         return Capture(url, current, retrieved, exchanges, final.status, content_type, charset, body,
                        robots, redirects=redirects)
 
-    def _request(self, url: str, extra_headers: dict[str, str]) -> Exchange:
+    def _request(self, url: str, extra_headers: dict[str, str], cap: int | None = None) -> Exchange:
         host = urlsplit(url).netloc
         lock = self.throttle.wait(host)
         try:
-            return self._request_unthrottled(url, extra_headers)
+            return self._request_unthrottled(url, extra_headers, cap or self.settings.max_bytes)
         finally:
             self.throttle.done(host, lock)
 
-    def _request_unthrottled(self, url: str, extra_headers: dict[str, str]) -> Exchange:
+    def _request_unthrottled(self, url: str, extra_headers: dict[str, str], cap: int) -> Exchange:
         s = self.settings
         when = utc_now()
         try:
@@ -275,7 +278,7 @@ class Fetcher:
         except requests.exceptions.RequestException as exc:
             raise FetchError(f"request failed: {_root_cause(exc)}") from exc
         try:
-            body = self._read_raw(resp)
+            body = self._read_raw(resp, cap)
         finally:
             resp.close()
         original = resp.raw._original_response  # http.client response: headers in order, as sent
@@ -285,8 +288,7 @@ class Fetcher:
         return Exchange(url, "GET", request_headers, resp.status_code, resp.reason or "", version,
                         response_headers, body, when)
 
-    def _read_raw(self, resp: requests.Response) -> bytes:
-        cap = self.settings.max_bytes
+    def _read_raw(self, resp: requests.Response, cap: int) -> bytes:
         declared = resp.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise TooLarge(f"body of {int(declared):,} bytes (Content-Length) is over the {cap:,}-byte cap")

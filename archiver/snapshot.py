@@ -29,6 +29,7 @@ from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 from . import __version__
+from .attachments import DEFAULT_ATTACHMENT_MAX_BYTES, FetchedAttachments, fetch_attachments
 from .bag import write_bag
 from .charset import decode_document
 from .collection import open_collection
@@ -51,6 +52,8 @@ class SnapshotOptions:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     force: bool = False
     workers: int = 4
+    with_attachments: bool = False
+    attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES
 
 
 @dataclass
@@ -96,6 +99,8 @@ class CaptureMaterial:
     redirects: list[dict] = field(default_factory=list)
     robots: str = ""
     derived_from: dict | None = None
+    attachments: FetchedAttachments | None = None
+    provenance: dict | None = None          # e.g. {"from_warc": path, "warc_date": …}
 
 
 def snapshot(sources: list[str], options: SnapshotOptions,
@@ -111,9 +116,12 @@ def snapshot(sources: list[str], options: SnapshotOptions,
     collection_id = options.collection_id or root.resolve().name
     previous = last_captures(root)
     names = BagNames(root)
-    builder = _Builder(root, collection_id, options.organization,
-                       processes=_process_count(len(sources)))
-    fetcher = Fetcher(options.fetch)  # created after the pool forked: no threads copied
+    fetcher = Fetcher(options.fetch)
+    # Attachments are fetched after extraction, with the batch's fetcher (its
+    # per-host delay), so that work stays in this process.
+    processes = 0 if options.with_attachments else _process_count(len(sources))
+    builder = _Builder(root, collection_id, options.organization, processes,
+                       (fetcher, options.attachment_max_bytes) if options.with_attachments else None)
     results: list[SourceResult | None] = [None] * len(sources)
     done = 0
     lock = threading.Lock()
@@ -158,8 +166,10 @@ class _BuildJob:
 class _Builder:
     """Runs build jobs inline or in a process pool forked before any thread starts."""
 
-    def __init__(self, root: Path, collection_id: str, organization: str, processes: int) -> None:
+    def __init__(self, root: Path, collection_id: str, organization: str, processes: int,
+                 attachments: tuple[Fetcher, int] | None = None) -> None:
         self.context = (root, collection_id, organization)
+        self.attachments = attachments
         self.pool: ProcessPoolExecutor | None = None
         if processes:
             self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=mp.get_context("fork"))
@@ -169,7 +179,7 @@ class _Builder:
 
     def run(self, job: _BuildJob) -> tuple[SourceResult, Path | None]:
         if self.pool is None:
-            return _build(job, *self.context)
+            return _build(job, *self.context, attachments=self.attachments)
         return self.pool.submit(_build, job, *self.context).result()
 
     def close(self) -> None:
@@ -216,12 +226,16 @@ def _conditional_headers(prior: PreviousCapture | None) -> dict[str, str] | None
     return headers or None
 
 
-def _build(job: _BuildJob, root: Path, collection_id: str,
-           organization: str) -> tuple[SourceResult, Path | None]:
+def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
+           attachments: tuple[Fetcher, int] | None = None) -> tuple[SourceResult, Path | None]:
     """Decode, extract, render the WARC and write the bag (runs in a worker)."""
     source, url, prior = job.source, job.url, job.prior
     try:
         material = material_from_capture(job.capture) if job.capture else _capture_local(url)
+        if attachments is not None and job.capture is not None and material.extraction.links:
+            fetcher, cap = attachments
+            material.attachments = fetch_attachments(fetcher, material.extraction.links, cap)
+            material.warc = capture_to_warc(job.capture, attachments=material.attachments.captures)
         text_sha = hashlib.sha256(material.canonical).hexdigest()
         if prior is not None and prior.text_sha256 == text_sha:
             _log_unchanged(root, url, prior, "canonical text unchanged", material)
@@ -314,8 +328,10 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
         "archiver_version": __version__,
         "text_sha256": text_sha,
         "body_sha256": hashlib.sha256(material.raw_body).hexdigest(),
-        "attachments": material.extraction.links,
+        "downloads": material.extraction.links,
+        "attachments": material.attachments.listing if material.attachments else [],
         "derived_from": material.derived_from,
+        **({"provenance": material.provenance} if material.provenance else {}),
     }
     info = [
         ("Source-Organization", organization),
@@ -329,6 +345,7 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
         "text.txt": material.canonical,
         "metadata.json": (json.dumps(metadata, ensure_ascii=False, indent=1) + "\n").encode("utf-8"),
         "capture.warc.gz": material.warc,
+        **(material.attachments.payload if material.attachments else {}),
     }
     if name is None:
         with BagNames(root).reserve(slug_for(material.final_url, canonical_text.title),

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -46,6 +51,7 @@ class _RecordGzipWriter:
 
     def getvalue(self) -> bytes:
         return b"".join(self.members)
+from .errors import StorageError
 from .events import iso
 from .fetch import Capture, Exchange
 
@@ -63,13 +69,17 @@ def _warcinfo(out: _RecordGzipWriter, when: datetime, extra: dict[str, str]) -> 
     out.write(record)
 
 
-def capture_to_warc(capture: Capture, robots_note: str | None = None) -> bytes:
-    """Render a Capture (every hop) as a gzipped WARC."""
+def capture_to_warc(capture: Capture, robots_note: str | None = None,
+                    attachments: list[Capture] | None = None) -> bytes:
+    """Render a Capture (every hop, then every hop of each attachment) as a gzipped WARC."""
     out = _RecordGzipWriter()
     when = iso(capture.retrieved)
     _warcinfo(out, capture.retrieved, {"robots": robots_note or capture.robots})
     for exchange in capture.exchanges:
         _write_exchange(out, exchange, when)
+    for attachment in attachments or []:
+        for exchange in attachment.exchanges:
+            _write_exchange(out, exchange, iso(attachment.retrieved))
     return out.getvalue()
 
 
@@ -122,3 +132,112 @@ def read_final_response(warc_bytes: bytes) -> tuple[str, bytes, dict[str, str]] 
             headers = dict(record.http_headers.headers) if record.http_headers else {}
             found = (uri, record.content_stream().read(), headers)
     return found
+
+
+@dataclass
+class ArchivedResponse:
+    """One HTTP response found in someone else's WARC, with its original records."""
+
+    uri: str
+    date: str                        # WARC-Date as recorded
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes                      # transfer- and content-decoding undone
+    records: bytes                   # the original response (and request) records, gzipped members
+
+
+def iter_html_responses(path: Path, url_filter: str | None = None,
+                        max_bytes: int = 50 * 1024 * 1024) -> Iterator[ArchivedResponse]:
+    """Every 200 HTML response record of a WARC (gzipped or not), with the raw
+    bytes of the record and of its request record, for ``--from-warc``.
+
+    ``url_filter`` is a regular expression searched in WARC-Target-URI. A
+    first pass indexes the records (request records may come before or after
+    their response); a second reads each chosen response alone. Bodies are
+    read with a cap (``max_bytes``) and larger ones skipped, so a hostile WARC
+    cannot exhaust memory.
+    """
+    pattern = re.compile(url_filter) if url_filter else None
+    index = _index_records(path)
+    requests_by_id = {e["concurrent"]: e for e in index if e["type"] == "request" and e["concurrent"]}
+    requests_by_uri = {e["uri"]: e for e in index if e["type"] == "request"}
+    with open(path, "rb") as raw:
+        for entry in index:
+            if entry["type"] != "response" or entry["status"] != 200:
+                continue
+            if not entry["content_type"].lower().startswith(("text/html", "application/xhtml")):
+                continue
+            if pattern and not pattern.search(entry["uri"]):
+                continue
+            if entry["length"] > 4 * max_bytes:
+                continue
+            member = _member(raw, entry)
+            record = next(iter(ArchiveIterator(io.BytesIO(member))))
+            body = record.content_stream().read(max_bytes + 1)
+            if len(body) > max_bytes:
+                continue
+            request = requests_by_id.get(entry["id"]) or requests_by_uri.get(entry["uri"])
+            records = member + (_member(raw, request) if request else b"")
+            yield ArchivedResponse(entry["uri"], entry["date"], 200, list(record.http_headers.headers),
+                                   body, records)
+
+
+def _check_warc_magic(path: Path) -> None:
+    """Refuse anything that does not start with a WARC record (warcio would
+    read arbitrary text as ARC-like records)."""
+    import zlib
+
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(head, 16)
+        except zlib.error:
+            head = b""
+    if not head.startswith(b"WARC/"):
+        raise StorageError(f"{path} is not a readable WARC: it does not start with a WARC record")
+
+
+def _index_records(path: Path) -> list[dict]:
+    entries = []
+    try:
+        _check_warc_magic(path)
+        with open(path, "rb") as handle:
+            iterator = ArchiveIterator(handle)
+            for record in iterator:
+                http = record.http_headers
+                headers = record.rec_headers
+                status = http.get_statuscode() if http is not None and record.rec_type == "response" else None
+                entry = {
+                    "type": record.rec_type,
+                    "uri": headers.get_header("WARC-Target-URI") or "",
+                    "id": headers.get_header("WARC-Record-ID"),
+                    "concurrent": headers.get_header("WARC-Concurrent-To"),
+                    "date": headers.get_header("WARC-Date") or "",
+                    "status": int(status) if status and status.isdigit() else None,
+                    "content_type": (http.get_header("Content-Type") or "") if http is not None else "",
+                }
+                iterator.read_to_end(record)
+                entry["offset"], entry["length"] = iterator.get_record_offset(), iterator.get_record_length()
+                entries.append(entry)
+    except OSError as exc:
+        raise StorageError(f"cannot read WARC {path}: {exc.strerror or exc}") from exc
+    except (ArchiveLoadFailed, ValueError, EOFError) as exc:
+        raise StorageError(f"{path} is not a readable WARC: {exc}") from exc
+    return entries
+
+
+def _member(raw, entry: dict) -> bytes:
+    """The bytes of one record, as a gzip member (compressing it if the WARC was not)."""
+    raw.seek(entry["offset"])
+    data = raw.read(entry["length"])
+    if data[:2] == b"\x1f\x8b":
+        return data
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def archived_to_warc(response: ArchivedResponse, source_warc: str, when: datetime) -> bytes:
+    """Our warcinfo record, then the original records copied byte for byte."""
+    out = _RecordGzipWriter()
+    _warcinfo(out, when, {"source": f"records copied from {source_warc}"})
+    return out.getvalue() + response.records

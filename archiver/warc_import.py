@@ -1,0 +1,94 @@
+"""Bags from captures someone else made: ``snapshot --from-warc FILE``.
+
+Each 200 HTML response record of a WARC (Browsertrix, wget, Heritrix…)
+becomes a bag whose provenance is the record's own: ``Source-URL`` is its
+``WARC-Target-URI`` and ``Retrieval-Date`` its ``WARC-Date``. The bag's
+``capture.warc.gz`` holds our warcinfo record and then the original response
+(and request) records copied byte for byte. Importing the same WARC twice
+makes no second bag: the text is unchanged, and an ``unchanged`` event says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Callable
+
+from .charset import decode_document
+from .collection import open_collection
+from .errors import ArchiverError, SourceError, UsageError
+from .events import parse_iso, utc_now
+from .extract import extract_html
+from .fetch import parse_content_type
+from .snapshot import (CaptureMaterial, SnapshotOptions, SourceResult, _log_failure, _log_unchanged,
+                       last_captures, write_capture_bag)
+from .warc import ArchivedResponse, archived_to_warc, iter_html_responses
+
+
+def snapshot_from_warc(warc_path: Path, url_filters: list[str], options: SnapshotOptions,
+                       on_progress: Callable[..., None] | None = None) -> list[SourceResult]:
+    """One bag per HTML response in ``warc_path`` whose URI matches any filter (regexes)."""
+    warc_path = Path(warc_path)
+    if not warc_path.is_file():
+        raise UsageError(f"--from-warc: {warc_path} is not a file")
+    try:
+        pattern = "|".join(f"(?:{f})" for f in url_filters) if url_filters else None
+        if pattern:
+            re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"bad URL filter: {exc}") from exc
+    root = open_collection(options.root)
+    collection_id = options.collection_id or root.resolve().name
+    previous = {} if options.force else last_captures(root)
+    results = []
+    warc_sha256 = _sha256_file(warc_path)
+    for count, response in enumerate(iter_html_responses(warc_path, pattern, options.fetch.max_bytes), 1):
+        results.append(_import_one(response, warc_path, warc_sha256, root, collection_id,
+                                   options, previous))
+        if on_progress:
+            on_progress(count, None, response.uri)
+    return results
+
+
+def _import_one(response: ArchivedResponse, warc_path: Path, warc_sha256: str, root: Path, collection_id: str,
+                options: SnapshotOptions, previous: dict) -> SourceResult:
+    uri = response.uri
+    try:
+        retrieved = parse_iso(response.date)
+    except ValueError:
+        return SourceResult(uri, "failed", url=uri, reason=f"bad WARC-Date {response.date!r}", exit_code=1)
+    try:
+        headers = {k.lower(): v for k, v in response.headers}
+        mime, header_charset = parse_content_type(headers.get("content-type", ""))
+        text, charset, how = decode_document(response.body, header_charset)
+        extraction = extract_html(text, url=uri, retrieved=retrieved)
+        canonical = extraction.text.render().encode("utf-8")
+        material = CaptureMaterial(
+            url=uri, final_url=uri, retrieved=retrieved, extraction=extraction, canonical=canonical,
+            warc=archived_to_warc(response, warc_path.name, utc_now()), raw_body=response.body,
+            http_status=response.status, content_type=mime, charset=charset, charset_source=how,
+            etag=headers.get("etag"), last_modified=headers.get("last-modified"),
+            robots="not applicable (imported from a WARC)",
+            provenance={"from_warc": warc_path.name, "warc_date": response.date,
+                        "warc_sha256": warc_sha256})
+        prior = previous.get(uri)
+        if prior is not None and prior.text_sha256 == hashlib.sha256(canonical).hexdigest():
+            _log_unchanged(root, uri, prior, "canonical text unchanged", material)
+            return SourceResult(uri, "unchanged", bag=prior.bag, url=uri, final_url=uri,
+                                title=extraction.text.title, reason="canonical text unchanged")
+        bag_dir = write_capture_bag(root, material, collection_id, options.organization)
+    except SourceError as exc:
+        _log_failure(root, uri, str(exc))
+        return SourceResult(uri, "failed", url=uri, reason=str(exc), exit_code=exc.exit_code)
+    except ArchiverError as exc:
+        return SourceResult(uri, "failed", url=uri, reason=str(exc), exit_code=exc.exit_code)
+    return SourceResult(uri, "captured", bag=bag_dir.name, url=uri, final_url=uri, title=extraction.text.title)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
