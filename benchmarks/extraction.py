@@ -130,8 +130,8 @@ def ablation() -> dict[str, Extractor]:
         return "\n\n".join(generic.main_text_paragraphs(html, title=None))
     return {
         "trafilatura default, extract()": trafilatura_default,
-        "trafilatura tree, canonical serialisation": trafilatura_tree({}),
-        "+ no comments": trafilatura_tree(generic.BALANCED_OPTIONS),
+        "trafilatura body tree (comments kept apart), canonical serialisation": trafilatura_tree({}),
+        "+ include_comments=False": trafilatura_tree(generic.BALANCED_OPTIONS),
         "+ favor_precision": trafilatura_tree(generic.PRECISION_OPTIONS),
         "+ balanced retry on short result": with_fallback,
         "+ drop repeated title (= archiver generic)": archiver_generic,
@@ -188,7 +188,7 @@ def main() -> int:
     results = run(extractors, truth, pages)
     baseline = results[next(iter(results))]["ms_per_page"]
     for name, figures in results.items():
-        print(f"{name:<44} P={figures['precision']:.3f}±{figures['precision_ci']:.3f} "
+        print(f"{name:<46} P={figures['precision']:.3f}±{figures['precision_ci']:.3f} "
               f"R={figures['recall']:.3f}±{figures['recall_ci']:.3f} "
               f"F1={figures['f1']:.4f}±{figures['f1_ci']:.3f}  exact={figures['exact']:.3f}  "
               f"{figures['ms_per_page']:.1f} ms/page ({figures['ms_per_page'] / baseline:.2f}x)")

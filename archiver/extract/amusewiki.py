@@ -13,9 +13,10 @@ canonical format, so its paragraphs open the body.
 from __future__ import annotations
 
 import re
+
 from lxml.etree import _Element
 
-from .htmltext import class_list, element_paragraphs, element_text, linked_documents
+from .htmltext import class_list, has_class, element_paragraphs, element_text, linked_documents
 from .parts import PageParts
 
 NAME = "amusewiki"
@@ -73,9 +74,9 @@ def body_paragraphs(tree: _Element) -> list[str]:
         work = _by_id(tree, "htmltextbody")
     if work is None:
         return []
-    for anchor in work.xpath('.//a[contains(concat(" ", normalize-space(@class), " "), " footnote ")]'):
+    for anchor in work.xpath(f'.//a[{has_class("footnote")}]'):
         _footnote_marker(anchor)
-    footnotes = work.xpath('.//p[contains(concat(" ", normalize-space(@class), " "), " fnline ")]')
+    footnotes = work.xpath(f'.//p[{has_class("fnline")}]')
     for footnote in footnotes:
         for anchor in footnote.xpath('.//a[contains(@class, "footnotebody")]'):
             _footnote_marker(anchor)

@@ -12,9 +12,10 @@ read as a title or an author.
 from __future__ import annotations
 
 import re
+
 from lxml.etree import _Element
 
-from .htmltext import class_list, element_paragraphs, element_text, is_hidden, linked_documents
+from .htmltext import class_list, has_class, element_paragraphs, element_text, is_hidden, linked_documents
 from .metadata import display_date
 from .parts import PageParts
 
@@ -29,10 +30,6 @@ _NOT_BODY_CLASSES = re.compile(
 _ATTACHMENT_KINDS = frozenset({"pdf", "epub", "mobi", "odt", "doc", "docx", "txt", "rtf", "zip"})
 
 
-def _has_class(name: str) -> str:
-    return f'contains(concat(" ", normalize-space(@class), " "), " {name} ")'
-
-
 def _first(tree: _Element, *xpaths: str) -> _Element | None:
     for xpath in xpaths:
         for element in tree.xpath(xpath):
@@ -43,16 +40,16 @@ def _first(tree: _Element, *xpaths: str) -> _Element | None:
 
 def matches(tree: _Element) -> bool:
     generator = " ".join(tree.xpath('//meta[@name="generator"]/@content'))
-    has_body_field = bool(tree.xpath(f"//*[{_has_class('field--name-body')}]"))
-    return has_body_field and ("Drupal" in generator or bool(tree.xpath(f"//*[{_has_class('node')}]"))
+    has_body_field = bool(tree.xpath(f"//*[{has_class('field--name-body')}]"))
+    return has_body_field and ("Drupal" in generator or bool(tree.xpath(f"//*[{has_class('node')}]"))
                                or bool(tree.xpath('//*[starts-with(@class, "node--")]')))
 
 
 def _full_node(tree: _Element) -> _Element:
     """The node shown in full, not a teaser of a related node elsewhere on the page."""
-    for node in tree.xpath(f'//article[{_has_class("node--view-mode-full")}]'
-                           f' | //*[{_has_class("node")}][not({_has_class("node--view-mode-teaser")})]'):
-        if node.xpath(f".//*[{_has_class('field--name-body')}]"):
+    for node in tree.xpath(f'//article[{has_class("node--view-mode-full")}]'
+                           f' | //*[{has_class("node")}][not({has_class("node--view-mode-teaser")})]'):
+        if node.xpath(f".//*[{has_class('field--name-body')}]"):
             return node
     return tree
 
@@ -67,7 +64,7 @@ def _field_value(field: _Element | None) -> str | None:
     """A field's items without its ``field__label``."""
     if field is None:
         return None
-    items = field.xpath(f'.//*[{_has_class("field__item")}]')
+    items = field.xpath(f'.//*[{has_class("field__item")}]')
     if items:
         return ", ".join(filter(None, (element_text(item) for item in items))) or None
     return element_text(field)
@@ -75,18 +72,18 @@ def _field_value(field: _Element | None) -> str | None:
 
 def extract(tree: _Element, url: str | None) -> PageParts:
     node = _full_node(tree)
-    title = _first(tree, f'//h1[{_has_class("page-title")}]', f'//*[{_has_class("page-title")}]',
-                   f'//*[{_has_class("field--name-title")}]', "//h1")
-    author = _field_value(_first(node, f'.//*[{_has_class("field--name-field-author")}]',
-                                 f'.//*[{_has_class("field--name-field-authors")}]'))
+    title = _first(tree, f'//h1[{has_class("page-title")}]', f'//*[{has_class("page-title")}]',
+                   f'//*[{has_class("field--name-title")}]', "//h1")
+    author = _field_value(_first(node, f'.//*[{has_class("field--name-field-author")}]',
+                                 f'.//*[{has_class("field--name-field-authors")}]'))
     if author is None:
-        author = element_text(_first(node, f'.//*[{_has_class("node__meta")}]//*[{_has_class("username")}]',
-                                     './/*[@rel="author"]', f'.//*[{_has_class("field--name-uid")}]'))
-    date_element = _first(node, f'.//*[{_has_class("field--name-field-date")}]',
-                          f'.//*[{_has_class("field--name-created")}]',
-                          f'.//*[{_has_class("node__meta")}]//time')
+        author = element_text(_first(node, f'.//*[{has_class("node__meta")}]//*[{has_class("username")}]',
+                                     './/*[@rel="author"]', f'.//*[{has_class("field--name-uid")}]'))
+    date_element = _first(node, f'.//*[{has_class("field--name-field-date")}]',
+                          f'.//*[{has_class("field--name-created")}]',
+                          f'.//*[{has_class("node__meta")}]//time')
     date = _field_value(date_element) if date_element is not None else None
-    bodies = node.xpath(f'.//*[{_has_class("field--name-body")}]')
+    bodies = node.xpath(f'.//*[{has_class("field--name-body")}]')
     # A body field nested inside another (a quoted node) is read with its parent.
     bodies = [b for b in bodies if not any(a in bodies for a in b.iterancestors())]
     paragraphs = element_paragraphs(bodies, drop=_is_not_body)

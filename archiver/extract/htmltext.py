@@ -61,6 +61,11 @@ def parse_html(html: str) -> _Element:
         raise ExtractionError(f"the page cannot be parsed as HTML: {exc}") from exc
 
 
+def has_class(name: str) -> str:
+    """An XPath predicate body: the element's class attribute contains the class ``name``."""
+    return f'contains(concat(" ", normalize-space(@class), " "), " {name} ")'
+
+
 def class_list(element: _Element) -> list[str]:
     return (element.get("class") or "").split()
 

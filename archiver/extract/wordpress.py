@@ -14,7 +14,7 @@ import re
 
 from lxml.etree import _Element
 
-from .htmltext import class_list, element_paragraphs, element_text, linked_documents
+from .htmltext import class_list, has_class, element_paragraphs, element_text, linked_documents
 from .parts import PageParts
 
 NAME = "wordpress"
@@ -31,19 +31,15 @@ _NOT_BODY_IDS = frozenset({"comments", "respond", "jp-relatedposts", "jp-post-fl
                            "nav-above", "related-posts"})
 
 
-def _has_class(name: str) -> str:
-    return f'contains(concat(" ", normalize-space(@class), " "), " {name} ")'
-
-
 def matches(tree: _Element) -> bool:
-    if not tree.xpath(f"//*[{_has_class('entry-content')}]"):
+    if not tree.xpath(f"//*[{has_class('entry-content')}]"):
         return False
     generator = " ".join(tree.xpath('//meta[@name="generator"]/@content'))
     return ("WordPress" in generator or bool(tree.xpath('//link[contains(@href, "wp-content")]'
                                                         ' | //script[contains(@src, "wp-content")]'
                                                         ' | //link[contains(@href, "wp-includes")]'
                                                         ' | //*[contains(@class, "wp-block")]'))
-            or bool(tree.xpath(f"//*[{_has_class('hentry')}]")))
+            or bool(tree.xpath(f"//*[{has_class('hentry')}]")))
 
 
 def _is_not_body(element: _Element) -> bool:
@@ -54,7 +50,7 @@ def _is_not_body(element: _Element) -> bool:
 
 def _post(tree: _Element) -> _Element:
     """The post shown on a single-post page: the article holding the longest content."""
-    contents = tree.xpath(f"//*[{_has_class('entry-content')}]")
+    contents = tree.xpath(f"//*[{has_class('entry-content')}]")
     content = max(contents, key=lambda element: len(element.text_content()))
     for ancestor in content.iterancestors():
         if ancestor.tag == "article" or "hentry" in class_list(ancestor) or "post" in class_list(ancestor):
@@ -64,18 +60,18 @@ def _post(tree: _Element) -> _Element:
 
 def extract(tree: _Element, url: str | None) -> PageParts:
     post = _post(tree)
-    contents = post.xpath(f".//*[{_has_class('entry-content')}]")
+    contents = post.xpath(f".//*[{has_class('entry-content')}]")
     content = max(contents, key=lambda element: len(element.text_content()))
-    title = (post.xpath(f".//*[{_has_class('entry-title')}]") or tree.xpath(f"//*[{_has_class('entry-title')}]")
+    title = (post.xpath(f".//*[{has_class('entry-title')}]") or tree.xpath(f"//*[{has_class('entry-title')}]")
              or tree.xpath("//h1"))
-    author = post.xpath(f".//*[{_has_class('author')}][{_has_class('vcard')}]") or post.xpath(
+    author = post.xpath(f".//*[{has_class('author')}][{has_class('vcard')}]") or post.xpath(
         './/*[@rel="author"]')
     author_name = None
     if author:
-        named = author[0].xpath(f".//*[{_has_class('fn')}]")
+        named = author[0].xpath(f".//*[{has_class('fn')}]")
         author_name = element_text(named[0] if named else author[0])
-    dates = (post.xpath(f".//time[{_has_class('entry-date')}][{_has_class('published')}]")
-             or post.xpath(f".//time[{_has_class('entry-date')}]") or post.xpath(".//time"))
+    dates = (post.xpath(f".//time[{has_class('entry-date')}][{has_class('published')}]")
+             or post.xpath(f".//time[{has_class('entry-date')}]") or post.xpath(".//time"))
     links = linked_documents(content, url)
     return PageParts(
         title=element_text(title[0]) if title else None,
