@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from archiver.cli import app
@@ -285,3 +287,15 @@ def test_medium_style_markup_uses_the_jsonld_profile_other_article_pages_the_gen
     # the header still comes from JSON-LD
     assert (extraction.text.title, extraction.text.author, extraction.text.date) == (
         "Mending a Paperback Spine With Kitchen Tools", "Tomas Lindqvist", "2024-02-29")
+
+
+_plain_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Co", "Cn"),
+                                             blacklist_characters="<>&\u200b\u200c\u200d\u2060\ufeff\u00ad"),
+                      max_size=200)
+
+
+@given(_plain_text, _plain_text)
+@settings(max_examples=200, deadline=None)
+def test_serialisation_never_alters_a_word(first, second):
+    body = body_of(f"<p>{first}<em>{second}</em></p>")
+    assert body.split() == (first + second).split()
