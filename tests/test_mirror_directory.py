@@ -241,3 +241,18 @@ def test_mirror_killed_with_sigkill_resumes_and_counts_nothing_half_sent(tmp_pat
     for bag in source.iterdir():
         if not bag.name.startswith("."):
             assert tree(target / bag.name) == tree(bag)
+
+
+def test_planning_split_over_processes_agrees_with_serial(collection: Path, tmp_path: Path, monkeypatch):
+    from archiver.collection import list_bag_dirs
+    from archiver.mirror import run
+
+    target = DirectoryTarget(tmp_path / "elsewhere")
+    mirror_collection(collection, target)
+    victim = sorted((tmp_path / "elsewhere").glob("*/data/text.txt"))[1]
+    victim.unlink()
+    target.scan()
+    serial = run.present_bags(list_bag_dirs(collection), target)
+    monkeypatch.setattr(run, "PARALLEL_PLANNING", 2)
+    split = run.present_bags(list_bag_dirs(collection), target)
+    assert split == serial and len(split) == 2 and victim.parent.parent.name not in split

@@ -52,23 +52,43 @@ class DirectoryTarget:
     def _receipt(self, name: str) -> Path:
         return self.root / RECEIPTS_DIR / f"{name}.json"
 
-    def _files(self, folder: Path) -> dict[str, int]:
-        return {entry.path: entry.size for entry in iter_tree(folder)}
+    def scan(self) -> None:
+        """Note once which bags, partial bags and receipts exist (a no-op
+        re-mirror of 10,000 bags should not stat each of them three times)."""
+        try:
+            self._entries: set[str] | None = set(os.listdir(self.root))
+            self._receipts: set[str] | None = {
+                n[:-5] for n in os.listdir(self.root / RECEIPTS_DIR) if n.endswith(".json")}
+        except OSError as exc:
+            raise TargetUnreachable(f"cannot list target {self.root}: {exc.strerror}") from exc
 
     def state(self, source: SourceBag) -> TargetBagState | None:
-        final, partial = self._final(source.name), self._partial(source.name)
-        folder = final if final.is_dir() else partial if partial.is_dir() else None
+        entries = getattr(self, "_entries", None)
+        name = source.name
+        if entries is not None:
+            folder = (os.path.join(self.root, name) if name in entries else
+                      os.path.join(self.root, name + PARTIAL_SUFFIX) if name + PARTIAL_SUFFIX in entries
+                      else None)
+        else:
+            final, partial = self._final(name), self._partial(name)
+            folder = str(final) if final.is_dir() else str(partial) if partial.is_dir() else None
         if folder is None:
             return None
-        files = self._files(folder)
-        identical = all(_same_bytes(folder / name, content)
-                        for name, content in source.tagmanifests.items())
-        has_receipt = folder == final and self._receipt(source.name).is_file()
+        try:
+            files = file_sizes(folder)
+        except OSError as exc:
+            raise StorageError(f"cannot list {folder}: {exc.strerror}") from exc
+        identical = all(_same_bytes(os.path.join(folder, path), content)
+                        for path, content in source.tagmanifests.items())
+        is_final = not folder.endswith(PARTIAL_SUFFIX) or folder == os.path.join(self.root, name)
+        receipts = getattr(self, "_receipts", None)
+        has_receipt = is_final and (name in receipts if receipts is not None
+                                    else self._receipt(name).is_file())
         return TargetBagState(files, has_receipt, identical)
 
     def listing(self, name: str) -> dict[str, int]:
         final = self._final(name)
-        return self._files(final) if final.is_dir() else {}
+        return {entry.path: entry.size for entry in iter_tree(final)} if final.is_dir() else {}
 
     def keeps_receipts(self) -> bool:
         """True when this target is a mirror (it holds at least one receipt)."""
@@ -197,11 +217,31 @@ class _BytesStream:
         return chunk
 
 
-def _same_bytes(path: Path, content: bytes) -> bool:
+def _same_bytes(path: str, content: bytes) -> bool:
     try:
-        return path.stat().st_size == len(content) and path.read_bytes() == content
+        with open(path, "rb") as f:
+            return f.read(len(content) + 1) == content
     except OSError:
         return False
+
+
+def file_sizes(folder: str, allow_symlinks: bool = True) -> dict[str, int]:
+    """Size of every file below ``folder`` (POSIX relative paths); symlinks are
+    never followed (listed with their own size, or refused). Lean on purpose:
+    this runs twice per bag on every re-mirror."""
+    sizes: dict[str, int] = {}
+    stack = [(folder, "")]
+    while stack:
+        path, rel = stack.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{rel}{entry.name}/"))
+                    continue
+                if not allow_symlinks and entry.is_symlink():
+                    raise IsADirectoryError(0, "a symbolic link", entry.path)
+                sizes[rel + entry.name] = entry.stat(follow_symlinks=False).st_size
+    return sizes
 
 
 def _write_synced(path: Path, stream: BinaryIO) -> None:
