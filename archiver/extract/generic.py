@@ -50,6 +50,11 @@ def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
         return []
     if document is None or document.body is None:
         return []
+    for code in document.body.iter("code"):
+        # trafilatura writes <pre> blocks as block-level <code>: keep their lines
+        parent = code.getparent()
+        if parent is not None and parent.tag in ("body", "doc", "quote") and "\n" in (code.text or ""):
+            code.tag = "pre"
     return element_paragraphs(document.body)
 
 

@@ -145,7 +145,7 @@ def _walk(element: _Element, out: _Paragraphs, drop: Drop | None) -> None:
         if tag in LINE_BREAK_TAGS:
             out.add_line_break()
         elif tag in PRE_TAGS:
-            out.add_verbatim(child.text_content())
+            out.add_verbatim("".join(child.itertext()))
         elif tag in BLOCK_TAGS:
             out.flush()
             out.add_text(child.text)
@@ -176,7 +176,7 @@ def element_paragraphs(elements: _Element | Iterable[_Element], drop: Drop | Non
             continue
         tag = element.tag.lower() if isinstance(element.tag, str) else ""
         if tag in PRE_TAGS:
-            out.add_verbatim(element.text_content())
+            out.add_verbatim("".join(element.itertext()))
             continue
         out.flush()
         out.add_text(element.text)
