@@ -90,10 +90,14 @@ def is_bag_dir(path: Path) -> bool:
 
 
 def list_bag_dirs(root: Path) -> list[Path]:
-    """Bag folders directly under ``root`` (skipping ``.archiver`` and ``.tmp-*``)."""
+    """Bag folders directly under ``root`` (skipping ``.archiver`` and ``.tmp-*``).
+    StorageError (exit 3) when the root cannot be listed."""
     if not root.is_dir():
         return []
-    return sorted(
-        p for p in root.iterdir()
-        if not p.name.startswith(".") and is_bag_dir(p)
-    )
+    try:
+        return sorted(
+            p for p in root.iterdir()
+            if not p.name.startswith(".") and is_bag_dir(p)
+        )
+    except OSError as exc:
+        raise StorageError(f"cannot list collection root {root}: {exc.strerror}") from exc
