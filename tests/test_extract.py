@@ -302,3 +302,16 @@ _plain_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "
 def test_serialisation_never_alters_a_word(first, second):
     body = body_of(f"<p>{first}<em>{second}</em></p>")
     assert body.split() == (first + second).split()
+
+
+def test_amusewiki_footnote_bodies_move_to_the_end_in_order():
+    html, _ = load_fixture("amusewiki-footnotes")
+    # a footnote body placed mid-text and a secondary footnote still end up last
+    html = html.replace("<p>\nWe keep the poem", '<p class="fnline"><a class="footnotebody" href="#b3" id="fn3">[3]</a>'
+                        " A third note.</p>\n<p>\nWe keep the poem")
+    html = html.replace("</div></div>\n<div id=\"text-optional-footer\">",
+                        '<p class="secondary-fnline"><a class="footnotebody" href="#s1">{1}</a> On the note.</p>'
+                        "</div></div>\n<div id=\"text-optional-footer\">")
+    body = extract_html(html).text.body
+    assert [paragraph[:4] for paragraph in body.split("\n\n")[-4:]] == ["[3] ", "[1] ", "[2] ", "{1} "]
+    assert "We keep the poem" in body and body.index("[3] A third note.") > body.index("Lisbon, spring")

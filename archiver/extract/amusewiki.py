@@ -65,6 +65,7 @@ def _footnote_marker(anchor: _Element) -> None:
 def _is_not_the_work(element: _Element) -> bool:
     classes = class_list(element)
     return ("comment" in classes or "table-of-contents" in classes or "fnline" in classes
+            or "secondary-fnline" in classes
             or element.get("id") in ("translations", "text-optional-footer"))
 
 
@@ -76,7 +77,8 @@ def body_paragraphs(tree: _Element) -> list[str]:
         return []
     for anchor in work.xpath(f'.//a[{has_class("footnote")}]'):
         _footnote_marker(anchor)
-    footnotes = work.xpath(f'.//p[{has_class("fnline")}]')
+    # Secondary footnotes (notes on notes, marked {1}) follow the same rule.
+    footnotes = work.xpath(f'.//p[{has_class("fnline")} or {has_class("secondary-fnline")}]')
     for footnote in footnotes:
         for anchor in footnote.xpath('.//a[contains(@class, "footnotebody")]'):
             _footnote_marker(anchor)
