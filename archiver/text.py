@@ -117,12 +117,13 @@ class CanonicalText:
     def to_dict(self) -> dict[str, str | None]:
         """The header fields and body as ``extract --json`` shows them: ``body`` is
         the rendered text after the header's blank line, final newline included."""
+        values = dict((label.lower(), value) for label, value in self.header())
         return {
-            "title": self.title or None,
-            "subtitle": self.subtitle or None,
-            "author": self.author or None,
-            "date": self.date or None,
-            "source": self.source or None,
+            "title": values.get("title"),
+            "subtitle": values.get("subtitle"),
+            "author": values.get("author"),
+            "date": values.get("date"),
+            "source": values.get("source"),
             "body": normalise_body(self.body) + "\n",
         }
 

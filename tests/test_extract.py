@@ -16,6 +16,7 @@ from archiver.cli import app
 from archiver.errors import ExtractionError
 from archiver.extract import extract_html
 from archiver.extract.htmltext import element_paragraphs, parse_html
+from archiver.text import CanonicalText
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extract"
 EXACT_FIXTURES = sorted(path.parent.name for path in FIXTURES.glob("*/expected.txt"))
@@ -315,3 +316,22 @@ def test_amusewiki_footnote_bodies_move_to_the_end_in_order():
     body = extract_html(html).text.body
     assert [paragraph[:4] for paragraph in body.split("\n\n")[-4:]] == ["[3] ", "[1] ", "[2] ", "{1} "]
     assert "We keep the poem" in body and body.index("[3] A third note.") > body.index("Lisbon, spring")
+
+
+_markup = st.lists(st.sampled_from([
+    "<p>", "</p>", "<div class='entry-content'>", "</div>", "<br>", "<article>", "</article>",
+    "<pre>", "</pre>", "<?xml version='1.0' encoding='utf-8'?>", "<!-- c -->", "<script>x</script>",
+    "<table><tr><td>", "<li>", "&amp;", "&#0;", "\x00", "text words here", " ", "\n",
+    "<div id='thework'>", "<div id='preamble'>", "<a class='footnote'>[1]</a>", "<h1>T</h1>",
+]), max_size=30).map("".join)
+
+
+@given(_markup)
+@settings(max_examples=60, deadline=None)
+def test_any_markup_gives_text_or_extraction_error(html):
+    try:
+        extraction = extract_html(html, url="https://example.org/x")
+    except ExtractionError:
+        return
+    assert extraction.text.body.strip()
+    assert CanonicalText.parse(extraction.text.render()).body == extraction.text.body

@@ -98,3 +98,10 @@ def test_retrieval_source_note_uses_utc_date():
     # 23:30 on 1 March in UTC-05:00 is already 2 March in UTC.
     when = datetime(2026, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
     assert retrieval_source_note("u", when) == "Retrieved on 2nd March 2026 from u"
+
+
+def test_to_dict_matches_the_rendered_header():
+    text = CanonicalText(title="  Two\n lines  ", subtitle="cafe\u0301", author=None, date=None, source=None,
+                         body="x")
+    assert text.to_dict()["title"] == "Two lines" and text.to_dict()["subtitle"] == "caf\u00e9"
+    assert text.render() == "Title: Two lines\nSubtitle: caf\u00e9\n\nx\n"
