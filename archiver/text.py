@@ -124,7 +124,7 @@ class CanonicalText:
             "author": values.get("author"),
             "date": values.get("date"),
             "source": values.get("source"),
-            "body": normalise_body(self.body) + "\n",
+            "body": (normalise_body(self.body) + "\n") if normalise_body(self.body) else "",
         }
 
 

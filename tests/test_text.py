@@ -59,6 +59,8 @@ def test_render_parse_round_trip(title, subtitle, author, date, source, body):
     text = CanonicalText(title, subtitle, author, date, source, body)
     rendered = text.render()
     assert CanonicalText.parse(rendered) == text
+    header = "".join(f"{label}: {value}\n" for label, value in text.header())
+    assert rendered == header + "\n" + text.to_dict()["body"]
     assert rendered.endswith("\n") and not rendered.endswith("\n\n\n")
 
 
