@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from . import AGENT
-from .collection import fsync_tree, make_temp_dir
+from .collection import fsync_path, fsync_tree, make_temp_dir
 from .errors import StorageError
 from .events import iso, utc_now
 
@@ -107,11 +107,7 @@ def write_bag(
         if final.exists():
             raise StorageError(f"bag {final} already exists")
         os.rename(tmp, final)
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(root)
     except OSError as exc:
         _remove_tree(tmp)
         raise StorageError(f"cannot write bag {final}: {exc.strerror or exc}") from exc

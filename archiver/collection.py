@@ -61,7 +61,8 @@ def make_temp_dir(root: Path, label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{label}-", dir=root))
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder (so a rename or new entry in it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -69,12 +70,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_dir = fsync_file = fsync_path
 
 
 def fsync_tree(path: Path) -> None:

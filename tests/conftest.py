@@ -21,6 +21,18 @@ def shared_dir() -> Path:
     return SHARED
 
 
+def send_body(handler: http.server.BaseHTTPRequestHandler, body: bytes, status: int = 200,
+              content_type: str = "text/html; charset=utf-8", **headers: str) -> None:
+    """Write a whole response from inside a route function."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for key, value in headers.items():
+        handler.send_header(key.replace("_", "-"), value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
 
 

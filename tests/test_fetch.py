@@ -12,6 +12,8 @@ import time
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from conftest import send_body
+
 from archiver.errors import FetchError, RobotsDisallowed, TooLarge
 from archiver.fetch import Fetcher, FetchSettings, parse_content_type
 from archiver.warc import capture_to_warc
@@ -88,12 +90,7 @@ def test_429_retry_after_is_honoured(http_server) -> None:
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return
-        body = PAGE.encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send_body(handler, PAGE.encode())
 
     http_server.routes["/busy"] = flaky
     capture = Fetcher(fast()).fetch(http_server.url("/busy"))

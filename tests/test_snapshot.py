@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 from warcio.archiveiterator import ArchiveIterator
 
+from conftest import send_body
+
 from archiver.cli import app
 from archiver.collection import list_bag_dirs
 from archiver.events import read_events
@@ -166,12 +168,7 @@ def test_resnapshot_unchanged_page_makes_no_bag_and_changed_page_does(http_serve
             handler.send_header("ETag", '"v1"')
             handler.end_headers()
             return
-        body = PAGE.encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send_body(handler, PAGE.encode())
 
     http_server.routes["/essay"] = conditional
     code, document = snap(tmp_path, url)
