@@ -179,6 +179,7 @@ def part1(work: Path, n: int, queries: int) -> float:
 
     clock = [0.0]
     rare_sample: list[str] = []
+    cpu_started = time.process_time()
     started = time.perf_counter()
     tmp = root / ".archiver" / ".tmp-catalog-bench.sqlite"
     build_catalog(tmp, synthetic_records(vocab, n, clock, rare_sample), total=n,
@@ -186,13 +187,15 @@ def part1(work: Path, n: int, queries: int) -> float:
                   if done % 10_000 == 0 else None)
     os.replace(tmp, catalog_path(root))
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     started = time.perf_counter()
     catalog = open_catalog(root)  # imports the event log
     import_time = time.perf_counter() - started
     size = catalog_path(root).stat().st_size
     text_bytes_estimate = n * 20_000
     print(f"    build (index + optimize, excluding {clock[0]:.1f} s of text generation): "
-          f"{wall - clock[0]:.1f} s   [wall {wall:.1f} s]")
+          f"{wall - clock[0]:.1f} s   [wall {wall:.1f} s; CPU time of build + generation {cpu:.1f} s; "
+          f"load average now {os.getloadavg()[0]:.1f}]")
     print(f"    event import ({len(events):,} re-checks): {import_time:.2f} s")
     print(f"    catalogue size: {size / 1e9:.2f} GB ({size / text_bytes_estimate:.2f} x the ~{text_bytes_estimate / 1e9:.1f} GB of text)")
 
