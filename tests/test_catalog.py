@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from archiver.bag import write_bag
@@ -348,3 +350,16 @@ def test_rebuild_discards_a_crashed_writers_journal(collection: Path) -> None:
     assert not Path(f"{path}-journal").exists()
     with open_catalog(collection) as catalog:
         assert catalog.count() == 3
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.lists(st.sampled_from(list("ab é'\"*()-:^+.,{}") + [" AND ", " OR ", " NOT ", "NEAR"]),
+                      max_size=16).map("".join))
+def test_any_query_searches_or_is_a_usage_error(collection: Path, query: str) -> None:
+    with open_catalog(collection) as catalog:
+        try:
+            hits = catalog.search(query)
+        except UsageError as exc:
+            assert str(exc) and "\n" not in str(exc)
+        else:
+            assert all(hit.name for hit in hits)
