@@ -22,7 +22,7 @@ import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 SUPPORTED_VERSIONS = ("0.93", "0.94", "0.95", "0.96", "0.97", "1.0")
 MAX_LINE_CHARS = 64 * 1024  # a manifest or fetch line longer than this is refused, not buffered
@@ -42,6 +42,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _PERCENT = re.compile(r"%(0[dDaA]|25)")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_DRIVE_IN_LINE = re.compile(r"[ \t][A-Za-z]:")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
 
 
@@ -55,8 +56,7 @@ class Finding:
     error: bool = True
 
 
-@dataclass(frozen=True)
-class ManifestEntry:
+class ManifestEntry(NamedTuple):
     path: str      # decoded, normalised (no leading ./ or *), relative to the bag root
     digest: str    # lower-case hex
     line: int      # 1-based, for messages
@@ -138,7 +138,17 @@ def lookup_encoding(name: str | None) -> str | None:
 
 def iter_text_lines(stream: BinaryIO, encoding: str, where: str,
                     findings: list[Finding], max_line: int = MAX_LINE_CHARS) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line) of a tag file, decoded incrementally.
+    """Yield (line number, line) of a tag file, decoded incrementally; see ``iter_line_batches``."""
+    for number, lines in iter_line_batches(stream, encoding, where, findings, max_line):
+        for offset, line in enumerate(lines):
+            if line is not None:
+                yield number + offset, line
+
+
+def iter_line_batches(stream: BinaryIO, encoding: str, where: str, findings: list[Finding],
+                      max_line: int = MAX_LINE_CHARS) -> Iterator[tuple[int, list[str | None]]]:
+    """Yield (number of the first line, lines) per chunk read; a skipped
+    overlong line is None in its place, so numbers stay right.
 
     Lines end at CRLF, CR or LF (RFC 8493 §2.1.3: all three are allowed). A
     line longer than ``max_line`` characters is reported once and skipped
@@ -165,31 +175,35 @@ def iter_text_lines(stream: BinaryIO, encoding: str, where: str,
         if text:
             cr_pending = text.endswith("\r")
         parts = _LINE_BREAK.split(text)
-        last = len(parts) - 1
-        for index, part in enumerate(parts):
-            if not skipping:
-                current += part
-            if index < last:  # a line break follows this part
+        first = number + 1
+        batch: list[str | None] = []
+        # parts[0] continues the current line; parts[1:-1] are whole lines; parts[-1] starts one.
+        if len(parts) > 1:
+            whole = [current + parts[0] if not skipping else None] + parts[1:-1]
+            for line in whole:
                 number += 1
-                if skipping:
-                    skipping = False
-                elif len(current) > max_line:
-                    findings.append(Finding("line-too-long", where,
-                                            f"line {number} of {where} is longer than {max_line} "
-                                            "characters; skipped"))
-                else:
-                    yield number, current
-                current = ""
-            elif not skipping and len(current) > max_line:
-                findings.append(Finding("line-too-long", where,
-                                        f"line {number + 1} of {where} is longer than {max_line} "
-                                        "characters; skipped"))
-                current = ""
-                skipping = True
+                if line is not None and len(line) > max_line:
+                    findings.append(Finding("line-too-long", where, f"line {number} of {where} is longer "
+                                            f"than {max_line} characters; skipped"))
+                    line = None
+                batch.append(line)
+            current, skipping = "", False
+        if not skipping:
+            current += parts[-1]
+            if len(current) > max_line:
+                findings.append(Finding("line-too-long", where, f"line {number + 1} of {where} is longer "
+                                        f"than {max_line} characters; skipped"))
+                current, skipping = "", True
         if not chunk:
             if current and not skipping:
                 number += 1
-                yield number, current  # a last line without a line break
+                batch.append(current)  # a last line without a line break
+            elif skipping:
+                number += 1
+                batch.append(None)
+        if batch:
+            yield first, batch
+        if not chunk:
             return
 
 
@@ -272,35 +286,72 @@ def parse_manifest(stream: BinaryIO, where: str, algorithm: str, encoding: str =
     findings: list[Finding] = []
     entries: list[ManifestEntry] = []
     expected_length = DIGEST_HEX_LENGTHS.get(hash_name(algorithm))
-    for number, line in iter_text_lines(stream, encoding, where, findings):
-        if line == "":
-            findings.append(Finding("manifest-line-malformed", where, f"line {number} of {where} is blank"))
-            continue
-        digest, path = _split_first_whitespace(line)
-        if not path:
-            findings.append(Finding("manifest-line-malformed", where,
-                                    f"line {number} of {where} is not '<checksum> <path>': {line[:80]!r}"))
-            continue
-        if not _HEX.match(digest) or (expected_length and len(digest) != expected_length):
-            findings.append(Finding("digest-malformed", where,
-                                    f"line {number} of {where}: {digest[:140]!r} is not a {algorithm} digest"))
-            continue
-        if path.startswith("*"):
-            findings.append(Finding("md5sum-binary-marker", where,
-                                    f"line {number} of {where} uses md5sum's '*path' form", False))
-            path = path[1:]
-        path = decode_manifest_path(path)
-        if path.startswith("./"):
-            findings.append(Finding("dot-slash-path", path[2:],
-                                    f"line {number} of {where} writes the path as ./{path[2:]}", False))
-            path = path[2:]
-        unsafe = path_safety_problem(path)
-        if unsafe:
-            findings.append(Finding("path-unsafe", _printable(path),
-                                    f"line {number} of {where}: {unsafe}; it is never opened"))
-            continue
-        entries.append(ManifestEntry(path, digest.lower(), number))
+    plain = _plain_line_pattern(expected_length)
+    plain_lines = _plain_line_pattern(expected_length, multiline=True)
+    for first, lines in iter_line_batches(stream, encoding, where, findings):
+        if None not in lines:
+            # A whole chunk of plain lines is taken by one regex pass in C.
+            text = "\n".join(lines)  # type: ignore[arg-type]
+            found = plain_lines.findall(text)
+            if (len(found) == len(lines) and "/." not in text and "//" not in text and "/\n" not in text
+                    and not text.endswith("/") and not _DRIVE_IN_LINE.search(text)):
+                entries.extend(ManifestEntry(path, digest.lower(), number)
+                               for number, (digest, path) in enumerate(found, start=first))
+                continue
+        for number, line in enumerate(lines, start=first):
+            if line is None:
+                continue
+            # The common case, decided by one regex: hex digest, a path with
+            # nothing to decode and no '.', '..', empty or drive-letter parts.
+            match = plain.fullmatch(line)
+            if match:
+                path = match.group(2)
+                if "/." not in path and "//" not in path and path[1:2] != ":" and path[-1] != "/":
+                    entries.append(ManifestEntry(path, match.group(1).lower(), number))
+                    continue
+            _parse_manifest_line(line, number, where, algorithm, expected_length, entries, findings)
     return entries, findings
+
+
+def _plain_line_pattern(length: int | None, multiline: bool = False) -> re.Pattern[str]:
+    """``<hex digest><spaces><path>`` where the path needs no decoding and
+    cannot start with ``*``, ``.``, ``~`` or ``/`` (checked further by callers)."""
+    digits = f"{{{length}}}" if length else "+"
+    newline = "\n" if multiline else ""
+    body = rf"([0-9a-fA-F]{digits})[ \t]+([^*.~/\\%\x00 \t{newline}][^\\%\x00{newline}]*)"
+    return re.compile(f"(?m)^{body}$" if multiline else body, re.S if not multiline else 0)
+
+
+def _parse_manifest_line(line: str, number: int, where: str, algorithm: str, expected_length: int | None,
+                         entries: list[ManifestEntry], findings: list[Finding]) -> None:
+    """One manifest line the fast path did not accept: every rule, every finding."""
+    if line == "":
+        findings.append(Finding("manifest-line-malformed", where, f"line {number} of {where} is blank"))
+        return
+    digest, path = _split_first_whitespace(line)
+    if not path:
+        findings.append(Finding("manifest-line-malformed", where,
+                                f"line {number} of {where} is not '<checksum> <path>': {line[:80]!r}"))
+        return
+    if not _HEX.match(digest) or (expected_length and len(digest) != expected_length):
+        findings.append(Finding("digest-malformed", where,
+                                f"line {number} of {where}: {digest[:140]!r} is not a {algorithm} digest"))
+        return
+    if path.startswith("*"):
+        findings.append(Finding("md5sum-binary-marker", where,
+                                f"line {number} of {where} uses md5sum's '*path' form", False))
+        path = path[1:]
+    path = decode_manifest_path(path)
+    if path.startswith("./"):
+        findings.append(Finding("dot-slash-path", path[2:],
+                                f"line {number} of {where} writes the path as ./{path[2:]}", False))
+        path = path[2:]
+    unsafe = path_safety_problem(path)
+    if unsafe:
+        findings.append(Finding("path-unsafe", _printable(path),
+                                f"line {number} of {where}: {unsafe}; it is never opened"))
+        return
+    entries.append(ManifestEntry(path, digest.lower(), number))
 
 
 def parse_fetch(stream: BinaryIO, encoding: str, where: str = "fetch.txt",

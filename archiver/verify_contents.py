@@ -19,7 +19,6 @@ the check's reader and adds every finding to ``check.out``. Rules (RFC 8493):
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from .bagit_parse import (
 )
 from .bagreader import FileEntry, LocalBag
 from .errors import StorageError
-from .hashing import HashJob, check_local_files, check_streams
+from .hashing import HashJob, HashMismatch, LocalDigests, check_streams
 
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".spotlight-v100", ".trashes",
                 ".fseventsd", ".directory"}
@@ -45,11 +44,46 @@ class Manifest:
 
 
 def check_contents(check: Any, files: list[FileEntry]) -> None:
-    out = check.out
     present = {f.path: f for f in files if not f.is_symlink}
     symlinks = {f.path for f in files if f.is_symlink}
     root_names = sorted(f.path for f in files if "/" not in f.path and not f.is_symlink)
 
+    digests = _start_local_digests(check, present, root_names)
+    try:
+        _check_manifests(check, files, present, symlinks, root_names, digests)
+    finally:
+        if digests is not None:
+            digests.close()
+
+
+def _start_local_digests(check: Any, present: dict[str, FileEntry], root_names: list[str]) -> LocalDigests | None:
+    """For a local bag in full mode, start hashing every file now, with every
+    algorithm its manifests could name, so hashing overlaps manifest parsing."""
+    if check.mode != "full" or not isinstance(check.reader, LocalBag):
+        return None
+    payload_algs = tuple(sorted({m.group(1) for n in root_names if (m := MANIFEST_NAME.match(n))
+                                 if _supported(m.group(1))}))
+    tag_algs = tuple(sorted({m.group(1) for n in root_names if (m := TAG_MANIFEST_NAME.match(n))
+                             if _supported(m.group(1))}))
+    jobs = []
+    for path, entry in present.items():
+        algorithms = payload_algs if path.startswith("data/") else tag_algs
+        if algorithms:
+            jobs.append((path, entry.size, algorithms))
+    return LocalDigests(str(check.reader.path), jobs, check.processes)
+
+
+def _supported(algorithm: str) -> bool:
+    try:
+        hashlib.new(hash_name(algorithm))
+    except ValueError:
+        return False
+    return True
+
+
+def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, FileEntry], symlinks: set[str],
+                     root_names: list[str], digests: LocalDigests | None) -> None:
+    out = check.out
     manifests = [_read_manifest(check, name, match.group(1), False)
                  for name in root_names if (match := MANIFEST_NAME.match(name))]
     manifests += [_read_manifest(check, name, match.group(1), True)
@@ -85,7 +119,7 @@ def check_contents(check: Any, files: list[FileEntry]) -> None:
     _check_fetch(check, present, fetch_entries, payload_manifests)
     _warn_names(check, set(present) | set(resolved))
     if check.mode == "full":
-        _check_checksums(check, present, manifests, resolved)
+        _check_checksums(check, present, manifests, resolved, digests)
 
 
 def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manifest | None:
@@ -227,49 +261,59 @@ def _check_fetch(check: Any, present: dict[str, FileEntry], fetch_entries: list[
 
 def _warn_names(check: Any, names: set[str]) -> None:
     out = check.out
-    by_nfc: dict[str, set[str]] = {}
-    by_fold: dict[str, set[str]] = {}
+    nfc_groups: dict[str, set[str]] = {}   # only names that are not ASCII can differ in normal form
+    first_of_fold: dict[str, str] = {}
+    fold_groups: dict[str, set[str]] = {}
     for name in names:
-        key = normalised_key(name)
-        by_nfc.setdefault(key, set()).add(name)
-        by_fold.setdefault(casefold_key(name), set()).add(key)
-        base = posixpath.basename(name).lower()
+        if name.isascii():  # the common case: NFC already, and case folding is lower()
+            key, fold = name, name.lower()
+        else:
+            key, fold = normalised_key(name), casefold_key(name)
+            nfc_groups.setdefault(key, set()).add(name)
+        first = first_of_fold.setdefault(fold, key)
+        if first != key:
+            fold_groups.setdefault(fold, {first}).add(key)
+        base = fold[fold.rfind("/") + 1:]
         if base in SYSTEM_FILES or base.startswith("._"):
             out.add("system-file", name, f"{name} is an operating-system file, probably not meant as content",
                     error=False)
-    for group in by_nfc.values():
+    for group in nfc_groups.values():
         if len(group) > 1:
             listed = ", ".join(ascii(n) for n in sorted(group))
             for name in sorted(group):
                 out.add("name-collision-normalisation", name,
                         f"names equal after Unicode normalisation: {listed}", error=False)
-    for group in by_fold.values():
-        if len(group) > 1:
-            listed = ", ".join(sorted(group))
-            for name in sorted(group):
-                out.add("name-collision-case", name, f"names equal after case folding: {listed}", error=False)
+    for group in fold_groups.values():
+        listed = ", ".join(sorted(group))
+        for name in sorted(group):
+            out.add("name-collision-case", name, f"names equal after case folding: {listed}", error=False)
 
 
 def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[Manifest],
-                     resolved: dict[str, str | None]) -> None:
-    expected: dict[str, dict[tuple[str, str], None]] = {}
-    origin: dict[tuple[str, str], str] = {}
-    for manifest in manifests:
-        if not manifest.supported:
-            continue
-        for path, digest in manifest.entries.items():
-            disk = resolved.get(path)
-            if disk is None:
-                continue
-            expected.setdefault(disk, {})[(manifest.algorithm, digest)] = None
-            origin[(disk, manifest.algorithm)] = manifest.name
-    jobs: list[HashJob] = [(path, present[path].size, tuple(pairs)) for path, pairs in sorted(expected.items())]
-    if isinstance(check.reader, LocalBag):
-        mismatches, failures = check_local_files(str(check.reader.path), jobs, check.processes, check.on_progress)
+                     resolved: dict[str, str | None], digests: LocalDigests | None) -> None:
+    manifests = [m for m in manifests if m.supported]
+    if digests is not None:
+        found, failures = digests.wait(check.on_progress)
+        mismatches = []
+        for manifest in manifests:
+            alg = manifest.algorithm
+            for path, want in manifest.entries.items():
+                disk = resolved[path]
+                have = found.get(disk) if disk is not None else None
+                if have is not None and have[alg] != want:
+                    mismatches.append(HashMismatch(disk, alg, want, have[alg]))
     else:
+        expected: dict[str, dict[tuple[str, str], None]] = {}
+        for manifest in manifests:
+            for path, digest in manifest.entries.items():
+                disk = resolved.get(path)
+                if disk is not None:
+                    expected.setdefault(disk, {})[(manifest.algorithm, digest)] = None
+        jobs: list[HashJob] = [(path, present[path].size, tuple(pairs)) for path, pairs in sorted(expected.items())]
         mismatches, failures = check_streams(check.reader.open, jobs, check.processes, check.on_progress)
+    origin = {(m.algorithm, m.is_tag): m.name for m in manifests}
     for bad in sorted(mismatches, key=lambda m: (m.path, m.algorithm)):
-        manifest = origin.get((bad.path, bad.algorithm), f"{bad.algorithm} manifest")
+        manifest = origin.get((bad.algorithm, not bad.path.startswith("data/")), f"{bad.algorithm} manifest")
         check.out.add("checksum-mismatch", bad.path,
                       f"{bad.algorithm} checksum does not match {manifest}: "
                       f"expected {bad.expected}, found {bad.found}")
