@@ -48,7 +48,7 @@ from .collection import META_DIR, TMP_PREFIX, fsync_dir, fsync_file, list_bag_di
 from .errors import ArchiverError, StorageError, UsageError
 from .events import Event, events_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CATALOG_NAME = "catalog.sqlite"
 # Title matches outrank author matches, which outrank matches in the body.
 RANK = "bm25(10.0, 5.0, 1.0)"
@@ -77,12 +77,14 @@ CREATE TABLE bags (
 CREATE INDEX bags_by_url ON bags(url, retrieved);
 CREATE INDEX bags_by_final_url ON bags(final_url, retrieved);
 CREATE INDEX bags_by_derived_from ON bags(derived_from);
-CREATE TABLE checks (
-    event_id TEXT PRIMARY KEY, url TEXT NOT NULL, time TEXT NOT NULL,
+CREATE TABLE capture_events (
+    seq INTEGER PRIMARY KEY,  -- order in the event log: breaks ties between equal times
+    event_id TEXT NOT NULL UNIQUE, outcome TEXT NOT NULL, url TEXT NOT NULL, time TEXT NOT NULL,
     bag TEXT, final_url TEXT, text_sha256 TEXT, reason TEXT
-) WITHOUT ROWID;
-CREATE INDEX checks_by_url ON checks(url, time);
-CREATE INDEX checks_by_final_url ON checks(final_url, time);
+);
+CREATE INDEX capture_events_by_url ON capture_events(url, time);
+CREATE INDEX capture_events_by_final_url ON capture_events(final_url, time);
+CREATE INDEX capture_events_by_bag ON capture_events(bag);
 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE VIRTUAL TABLE bag_text USING fts5(
     title, author, text, tokenize = 'unicode61 remove_diacritics 2'
@@ -229,15 +231,16 @@ def _insert_bag(conn: sqlite3.Connection, record: BagRecord) -> None:
                  (cursor.lastrowid, record.title or "", record.author or "", record.text))
 
 
-def _check_row(event: Event) -> tuple | None:
-    """The ``checks`` row of an unchanged re-check, or None for other events."""
-    if event.type != "capture" or event.outcome != "unchanged":
+def _capture_event_row(event: Event) -> tuple | None:
+    """The ``capture_events`` row of a successful or unchanged capture, else None."""
+    if event.type != "capture" or event.outcome not in ("success", "unchanged"):
         return None
     url = event.detail.get("url")
     if not url:
         return None
-    return (event.id, str(url), event.time, event.bag, _text_or_none(event.detail.get("final_url")),
-            _text_or_none(event.detail.get("text_sha256")), _text_or_none(event.detail.get("reason")))
+    return (event.id, event.outcome, str(url), event.time, event.bag,
+            _text_or_none(event.detail.get("final_url")), _text_or_none(event.detail.get("text_sha256")),
+            _text_or_none(event.detail.get("reason")))
 
 
 def _import_events(conn: sqlite3.Connection, root: Path) -> int:
@@ -268,14 +271,15 @@ def _import_events(conn: sqlite3.Connection, root: Path) -> int:
     rows = []
     for line in whole.split(b"\n"):
         try:
-            row = _check_row(Event.from_dict(json.loads(line))) if line.strip() else None
+            row = _capture_event_row(Event.from_dict(json.loads(line))) if line.strip() else None
         except (ValueError, KeyError, TypeError):
             continue  # torn line: read_events reports those
         if row is not None:
             rows.append(row)
-    conn.executemany("INSERT OR IGNORE INTO checks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT OR IGNORE INTO capture_events (event_id, outcome, url, time, bag, final_url, "
+                     "text_sha256, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.execute("INSERT OR REPLACE INTO state VALUES ('events_offset', ?)", (str(offset + len(whole)),))
-    return len(rows)
+    return sum(row[1] == "unchanged" for row in rows)
 
 
 # --------------------------------------------------------------------------- building
@@ -424,7 +428,7 @@ def _usable(path: Path) -> bool:
             conn.close()
     except sqlite3.Error:
         return False
-    return version == SCHEMA_VERSION and {"bags", "checks", "state", "bag_text"} <= tables
+    return version == SCHEMA_VERSION and {"bags", "capture_events", "state", "bag_text"} <= tables
 
 
 def _ensure_usable(root: Path, on_progress: OnProgress | None = None) -> None:

@@ -136,12 +136,17 @@ def history_entries(conn: sqlite3.Connection, url: str) -> list[HistoryEntry]:
     """Every bag and unchanged re-check of ``url`` (as given or as finally
     redirected to), oldest first; at equal times a capture comes first."""
     sql = (
-        "SELECT iif(derived_from IS NULL, 'capture', 'rebuilt') AS kind, retrieved AS time, name, "
-        "url, final_url, text_sha256, iif(derived_from IS NULL, NULL, 'derived from ' || derived_from), "
-        "NULL FROM bags WHERE url = ?1 OR final_url = ?1 "
+        "SELECT * FROM ("
+        "SELECT iif(b.derived_from IS NULL, 'capture', 'rebuilt') AS kind, b.retrieved AS time, b.name, "
+        "b.url, b.final_url, b.text_sha256, "
+        "iif(b.derived_from IS NULL, NULL, 'derived from ' || b.derived_from), NULL, "
+        "(SELECT min(e.seq) FROM capture_events e WHERE e.bag = b.name AND e.outcome = 'success') AS seq "
+        "FROM bags b WHERE b.url = ?1 OR b.final_url = ?1 "
         "UNION ALL "
-        "SELECT 'unchanged', time, bag, url, final_url, text_sha256, reason, event_id "
-        "FROM checks WHERE url = ?1 OR final_url = ?1 "
-        "ORDER BY time, kind")
+        "SELECT 'unchanged', time, bag, url, final_url, text_sha256, reason, event_id, seq "
+        "FROM capture_events WHERE outcome = 'unchanged' AND (url = ?1 OR final_url = ?1)) "
+        # Times have whole seconds; within one, the event log's order tells (a bag
+        # without a capture event first).
+        "ORDER BY time, coalesce(seq, -1), kind")
     return [HistoryEntry(kind=r[0], time=r[1] or "", bag=r[2], url=r[3] or url, final_url=r[4],
                          text_sha256=r[5], reason=r[6], event_id=r[7]) for r in conn.execute(sql, (url,))]

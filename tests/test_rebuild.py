@@ -108,3 +108,23 @@ def test_cli_rebuild(http_server, root: Path) -> None:
     assert result.exit_code == 1
     result = runner.invoke(app, ["rebuild", "--root", str(root)])
     assert result.exit_code == 2
+
+
+def test_history_of_resnapshots_over_loopback(http_server, root: Path) -> None:
+    """The whole path: capture, unchanged re-check, changed page; history shows all three."""
+    from archiver.snapshot import SnapshotOptions, snapshot
+
+    options = SnapshotOptions(root=root, fetch=FetchSettings(delay=0, retries=0, obey_robots=False), workers=1)
+    url = http_server.add("/on-bread", PAGE, ETag='"v1"')
+    first = snapshot([url], options)[0]
+    again = snapshot([url], options)[0]
+    http_server.add("/on-bread", PAGE.replace("their guild", "their new guild"), ETag='"v2"')
+    changed = snapshot([url], options)[0]
+    assert [first.outcome, again.outcome, changed.outcome] == ["captured", "unchanged", "captured"]
+    result = CliRunner().invoke(app, ["history", url, "--root", str(root), "--json"])
+    assert result.exit_code == 0
+    entries = json.loads(result.stdout)["history"]
+    assert [(e["kind"], e["bag"]) for e in entries] == [
+        ("capture", first.bag), ("unchanged", first.bag), ("capture", changed.bag)]
+    result = CliRunner().invoke(app, ["search", "new guild", "--root", str(root), "--json"])
+    assert [h["name"] for h in json.loads(result.stdout)["results"]] == [changed.bag]
