@@ -60,6 +60,8 @@ def _read_bag(bag_dir: Path) -> tuple[dict, bytes, bytes, dict[str, str]]:
         raise SourceError(f"{bag_dir.name} has no {Path(exc.filename).name}: cannot rebuild it") from exc
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot read bag {bag_dir.name}: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise StorageError(f"cannot read bag {bag_dir.name}: data/metadata.json is not an object")
     info = {}
     for line in info_lines:
         label, sep, value = line.partition(":")
@@ -70,8 +72,8 @@ def _read_bag(bag_dir: Path) -> tuple[dict, bytes, bytes, dict[str, str]]:
 
 def rederive(bag_dir: Path) -> tuple[CaptureMaterial, bytes, dict[str, str]]:
     """The capture material the current extractors make of a bag's raw capture,
-    the bag's current text bytes, and its bag-info elements. SourceError (exit 1) when the bag holds no
-    usable capture or no text can be extracted from it."""
+    the bag's current text bytes, and its bag-info elements. SourceError
+    (exit 1) when the bag holds no usable capture or no text can be extracted."""
     metadata, old_text, warc, info = _read_bag(bag_dir)
     try:
         final = read_final_response(warc)
@@ -83,7 +85,10 @@ def rederive(bag_dir: Path) -> tuple[CaptureMaterial, bytes, dict[str, str]]:
     content_type = next((v for k, v in http_headers.items() if k.lower() == "content-type"), "")
     header_charset = parse_content_type(content_type)[1] if content_type else None
     html, charset, how = decode_document(body, header_charset)
-    retrieved = parse_iso(metadata["retrieved"])
+    try:
+        retrieved = parse_iso(metadata["retrieved"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SourceError(f"{bag_dir.name}: metadata.json has no valid retrieval time") from exc
     final_url = metadata.get("final_url") or target_uri
     extraction = extract_html(html, url=final_url, retrieved=retrieved)
     material = CaptureMaterial(
