@@ -578,9 +578,10 @@ def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -
 def rebuild(bags: list[str] = typer.Argument(None, metavar="[BAG]...", help="Bag names (or paths) in the root."),
             all_bags: bool = typer.Option(False, "--all", help="Every bag of the collection."),
             root: Path = RootOption, json_output: bool = JsonOption) -> None:
-    """Re-derive bags' text from their own capture.warc.gz with the current
-    extractors (offline); a changed text makes a NEW bag that records what it
-    was derived from. Unchanged texts make nothing.
+    """Re-derive bags' text offline from their own capture.warc.gz with the current extractors.
+
+    A changed text makes a NEW bag that records which bag and extractor version
+    it was derived from; an unchanged text makes nothing.
 
     Example: archiver rebuild --all --root bags
     """
