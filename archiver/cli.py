@@ -28,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain: "s3://bucket/prefix[/bag]" must not be read as rich markup.
+    rich_markup_mode=None,
 )
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from typer.main import get_command
+from typer.testing import CliRunner
 
 from archiver.cli import app
 
@@ -30,11 +31,23 @@ def test_readme_opens_with_two_commands_that_ci_runs_verbatim() -> None:
     assert install_and_run in ci and install_and_test in ci
 
 
-def test_every_command_is_documented() -> None:
+def all_command_names() -> set[str]:
     group = get_command(app)
     names = set(group.commands)  # type: ignore[attr-defined]
     for name, command in group.commands.items():  # type: ignore[attr-defined]
         if hasattr(command, "commands"):
             names |= {f"{name} {sub}" for sub in command.commands}
-    missing = sorted(n for n in names if f"archiver {n}" not in README)
+    return names
+
+
+def test_every_command_has_working_help() -> None:
+    runner = CliRunner()
+    for name in sorted(all_command_names()):
+        result = runner.invoke(app, [*name.split(), "--help"])
+        assert result.exit_code == 0, (name, result.output, result.exception)
+        assert "Usage" in result.output
+
+
+def test_every_command_is_documented() -> None:
+    missing = sorted(n for n in all_command_names() if f"archiver {n}" not in README)
     assert not missing, f"commands missing from README: {missing}"
