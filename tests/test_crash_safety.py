@@ -1,0 +1,399 @@
+"""Crash safety: SIGKILL the real CLI at many random moments, then look.
+
+``archiver snapshot`` (a batch served by a loopback server) and ``archiver
+mirror ROOT DIR`` are each started as a subprocess in its own process group
+and killed with SIGKILL — the whole group, as a power cut or the OOM killer
+would, fork-pool workers included — at ≥ 20 moments drawn from a seeded
+random generator (``CRASH_SEED`` in the environment overrides the seed; a
+failure message names it, so any failure reproduces). After every kill:
+
+- every bag folder visible under its final name is complete and valid
+  (bagit-python, and ``archiver.verify`` in full mode);
+- every ``capture`` success event names a bag that exists (events are
+  written after the bag's rename, never before);
+- the event log parses; a torn line could only be the last one, and is
+  reported in ``EventLogRead.torn``, never fatal;
+- the catalogue (SQLite) passes ``PRAGMA integrity_check``;
+- for the mirror: every bag under its final name at the target is byte-for-byte
+  the source's, and so is every bag with a receipt.
+
+Then the next run removes the leftovers and completes the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import bagit
+import pytest
+
+from archiver.collection import TMP_PREFIX, list_bag_dirs
+from archiver.events import append_event, Event, events_path, read_events
+from archiver.verify import verify_bag
+from conftest import LoopbackServer
+from s3fixture import make_bags
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = int(os.environ.get("CRASH_SEED", "20261125"))
+KILLS = 20
+BAGS = 30
+PAGES = 16  # >= snapshot.PROCESS_POOL_MIN: on 2+ cores the fork pool of bag builders is killed too
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "archiver.cli", *args]
+
+
+# A "zygote": one Python process that has already imported archiver (single-threaded)
+# and forks a fresh process per run, which calls the real CLI entry point with the
+# given arguments. It saves the ~1 s of imports per run, so 20+ kills fit in the
+# time budget; nothing is written during imports, so no crash moment is lost.
+ZYGOTE = r"""
+import json, os, signal, sys
+import archiver.cli, archiver.snapshot, archiver.mirror, archiver.verify, archiver.catalog
+try:  # Linux: orphaned grandchildren (fork-pool workers of a killed run) come to us...
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    pass
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ...and every child is reaped automatically
+for line in sys.stdin:
+    args = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        code = 0
+        try:
+            archiver.cli.app(args, prog_name="archiver")
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            code = 1
+        os._exit(code)
+    sys.stdout.write(f"{pid}\n")
+    sys.stdout.flush()
+"""
+
+
+class Zygote:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], cwd=REPO, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def start(self, args: list[str]) -> int:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(args) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote()
+    yield z
+    z.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run_and_kill(zygote: Zygote, args: list[str], ready: Callable[[], bool], then: float,
+                 limit: float = 60.0) -> bool:
+    """Run ``archiver ARGS`` in a fresh process group; once ``ready()`` is true, wait
+    ``then`` seconds more and SIGKILL the whole group (fork-pool workers included).
+    True if it was still running when killed.
+
+    Kill moments are drawn relative to progress (so many, not a few, land between
+    the first and the last bag whatever the machine's speed), plus a random delay."""
+    pid = zygote.start(args)
+    deadline = time.monotonic() + limit
+    while alive(pid) and not ready() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    until = time.monotonic() + then
+    while alive(pid) and time.monotonic() < until:
+        time.sleep(0.002)
+    if not alive(pid):
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    for _ in range(500):  # wait until the whole group is gone
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.002)
+    else:  # pragma: no cover
+        raise AssertionError(f"process group {pid} survived SIGKILL")
+    return True
+
+
+def count_new(folder: Path, before: set[str], suffix: str = "") -> Callable[[], int]:
+    """How many entries not starting with '.' (and not ending with ``suffix``, if given)
+    appeared in ``folder`` since ``before`` was taken."""
+    def count() -> int:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return 0
+        return sum(1 for n in names if not n.startswith(".") and n not in before
+                   and not (suffix and n.endswith(suffix)))
+    return count
+
+
+def kill_moment(rng: random.Random, remaining: int) -> tuple[int, float]:
+    """(bags to wait for, extra seconds): sometimes during start-up or fetching
+    (0 bags, up to a second), mostly somewhere between two bags."""
+    if remaining <= 0 or rng.random() < 0.2:
+        return 0, rng.uniform(0.0, 1.0)
+    return rng.randrange(0, remaining), rng.uniform(0.0, 0.04)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def check_bag(bag_dir: Path, context: str) -> None:
+    try:
+        bagit.Bag(str(bag_dir)).validate()
+    except bagit.BagError as exc:  # pragma: no cover - the failure message is the point
+        raise AssertionError(f"{context}: {bag_dir.name} is not a valid bag: {exc}") from exc
+    report = verify_bag(bag_dir)
+    assert report.valid, f"{context}: {bag_dir.name}: {report.problems}"
+
+
+class LogWatch:
+    """Checks the event log after each kill: it parses, and a torn line is only ever the last."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.healed_torn: set[int] = set()
+        self.torn_seen = 0
+
+    def check(self, context: str) -> list[Event]:
+        log = read_events(self.root)  # never raises on a torn line
+        path = events_path(self.root)
+        raw = path.read_bytes() if path.exists() else b""
+        last_line = raw.rstrip(b"\n").count(b"\n") + 1 if raw.strip() else 0
+        new = set(log.torn) - self.healed_torn
+        assert new <= {last_line}, f"{context}: torn lines {sorted(new)} not at the end ({last_line})"
+        if new:
+            assert not raw.endswith(b"\n")
+            self.torn_seen += 1
+        self.healed_torn |= set(log.torn)
+        return log.events
+
+
+def catalogue_ok(root: Path, context: str) -> None:
+    catalogue = root / ".archiver" / "catalog.sqlite"
+    if catalogue.exists():
+        with sqlite3.connect(catalogue) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", context
+
+
+# -- snapshot -------------------------------------------------------------------------------------
+
+class ChangingSite:
+    """PAGES essays whose words change with ``generation``, so that every run has bags to write."""
+
+    def __init__(self) -> None:
+        self.server = LoopbackServer()
+        # A killed client makes the server's write fail: expected, and not worth a traceback.
+        self.server.httpd.handle_error = lambda request, address: None
+        self.generation = 0
+        self.server.add("/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
+        self.urls = []
+        for i in range(PAGES):
+            path = f"/essays/essay-{i:02d}"
+            self.server.routes[path] = self._handler(i)
+            self.urls.append(self.server.url(path))
+
+    def marker(self, i: int) -> str:
+        return f"Essay {i} in its revision number {self.generation}."
+
+    def _handler(self, i: int):
+        def handle(handler) -> None:
+            time.sleep(0.005)  # a little latency, as the web has
+            body = (f"<html><head><title>Essay {i}</title></head><body><article><h1>Essay {i}</h1>"
+                    f"<p>{self.marker(i)}</p><p>{'Some words of the essay follow here. ' * 40}</p>"
+                    f"</article></body></html>").encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        return handle
+
+
+def test_snapshot_survives_sigkill_at_random_moments(tmp_path: Path, zygote: Zygote) -> None:
+    site = ChangingSite()
+    rng = random.Random(SEED)
+    root = tmp_path / "bags"
+    args = cli("snapshot", *site.urls, "--root", str(root), "--delay", "0", "--retries", "0", "--timeout", "5")
+    try:
+        first = subprocess.run(args + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["captured"] == PAGES
+        checked = {b.name for b in list_bag_dirs(root)}
+        for name in checked:
+            check_bag(root / name, "uninterrupted run")
+        watch = LogWatch(root)
+        watch.check("uninterrupted run")
+
+        kills = mid_batch = with_leftovers = 0
+        attempts = 0
+        while kills < KILLS:
+            attempts += 1
+            assert attempts < KILLS * 3, "runs keep finishing before the kill"
+            site.generation += 1
+            wait_for, then = kill_moment(rng, PAGES)
+            context = (f"kill {kills + 1}: after {wait_for} new bags + {then:.3f}s "
+                       f"(generation {site.generation}, CRASH_SEED={SEED})")
+            new_bags = count_new(root, set(os.listdir(root)))
+            killed = run_and_kill(zygote, args[3:], lambda: new_bags() >= wait_for, then)
+            kills += killed
+            visible = {p.name for p in root.iterdir() if not p.name.startswith(".")}
+            bags = {b.name for b in list_bag_dirs(root)}
+            assert visible == bags, f"{context}: folders that are not bags: {sorted(visible - bags)}"
+            assert checked <= bags, f"{context}: bags disappeared: {sorted(checked - bags)}"
+            new = bags - checked
+            for name in sorted(new):
+                check_bag(root / name, context)
+            checked |= new
+            if killed and 0 < len(new) < PAGES:
+                mid_batch += 1
+            with_leftovers += any(p.name.startswith(TMP_PREFIX) for p in root.iterdir())
+            events = watch.check(context)
+            for event in events:
+                if event.type == "capture" and event.outcome == "success":
+                    assert event.bag in bags, f"{context}: event for a bag that is not there: {event.bag}"
+            catalogue_ok(root, context)
+        # Not vacuous: many kills landed between the first and the last bag of a batch.
+        assert mid_batch >= KILLS // 2, f"only {mid_batch} of {kills} kills landed mid-batch"
+
+        site.generation += 1
+        final = subprocess.run(args + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert final.returncode == 0, final.stderr
+        document = json.loads(final.stdout)
+        assert document["captured"] == PAGES and document["failed"] == 0
+        assert not [p for p in root.iterdir() if p.name.startswith(TMP_PREFIX)], "leftovers were not removed"
+        for source in document["sources"]:
+            text = (root / source["bag"] / "data" / "text.txt").read_text()
+            i = int(source["source"].rsplit("-", 1)[1])
+            assert site.marker(i) in text
+        watch.check("final run")
+        verify = subprocess.run(cli("verify", str(root), "--json"), cwd=REPO, capture_output=True, text=True,
+                                timeout=120)
+        assert verify.returncode == 0, verify.stdout[-2000:]
+        assert len(json.loads(verify.stdout)["bags"]) == len(list_bag_dirs(root))
+        print(f"snapshot: {kills} kills, {mid_batch} mid-batch, {with_leftovers} left .tmp-* folders, "
+              f"{watch.torn_seen} torn log lines, {len(list_bag_dirs(root))} bags")
+    finally:
+        site.server.close()
+
+
+def test_torn_last_line_of_the_event_log_is_tolerated_reported_and_kept(tmp_path: Path) -> None:
+    """What a crash in the middle of a write would leave: half a JSON line, no newline."""
+    site = ChangingSite()
+    root = tmp_path / "bags"
+    try:
+        args = cli("snapshot", *site.urls[:2], "--root", str(root), "--delay", "0", "--json")
+        assert subprocess.run(args, cwd=REPO, capture_output=True, timeout=60).returncode == 0
+        path = events_path(root)
+        whole = path.read_bytes()
+        torn = b'{"id": "0b6d", "type": "capture", "time": "2026-11-25T09:'
+        with open(path, "ab") as f:
+            f.write(torn)
+        assert read_events(root).torn == [whole.count(b"\n") + 1]
+        site.generation += 1
+        rerun = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["captured"] == 2
+        log = read_events(root)
+        assert log.torn == [whole.count(b"\n") + 1], "reported, and only that line"
+        assert path.read_bytes().startswith(whole + torn + b"\n"), "append-only: the torn bytes are kept"
+        assert sum(e.outcome == "success" for e in log.events) == 4
+        append_event(root, Event(type="validation", outcome="success", bag=None))
+        assert read_events(root).events[-1].type == "validation"
+    finally:
+        site.server.close()
+
+
+# -- mirror to a directory ----------------------------------------------------------------------------
+
+def check_target(source: Path, target: Path, context: str) -> int:
+    """Every bag under its final name at the target is the source's, byte for byte; so is every
+    bag with a receipt. Returns how many bags are complete there."""
+    receipts_dir = target / ".archiver" / "receipts"
+    receipts = {p.stem for p in receipts_dir.glob("*.json")} if receipts_dir.is_dir() else set()
+    finals = {p.name for p in target.iterdir() if not p.name.startswith(".") and not p.name.endswith(".partial")}
+    assert receipts <= finals, f"{context}: receipts for bags that are not there: {sorted(receipts - finals)}"
+    for name in finals:
+        assert (source / name).is_dir(), f"{context}: {name} is not a source bag"
+        assert tree(target / name) == tree(source / name), f"{context}: {name} differs from the source"
+    for log_root in (source, target):
+        read_events(log_root)  # parses
+    return len(finals)
+
+
+def test_directory_mirror_survives_sigkill_at_random_moments(tmp_path: Path, zygote: Zygote) -> None:
+    source = tmp_path / "bags"
+    make_bags(source, BAGS, size=20_000)
+    rng = random.Random(SEED + 1)
+    targets: list[Path] = []
+    kills = mid_way = 0
+    attempts = 0
+    while kills < KILLS:
+        attempts += 1
+        assert attempts < KILLS * 3, "runs keep finishing before the kill"
+        complete = (check_target(source, targets[-1], "before a run") if targets[-1].is_dir() else 0) \
+            if targets else BAGS
+        if complete == BAGS:  # the last target is whole: start another
+            targets.append(tmp_path / f"copy-{len(targets)}")
+            complete = 0
+        target = targets[-1]
+        wait_for, then = kill_moment(rng, BAGS - complete)
+        context = f"mirror kill {kills + 1} into {target.name}: after {wait_for} bags + {then:.3f}s (CRASH_SEED={SEED})"
+        before = set(os.listdir(target)) if target.is_dir() else set()
+        finished = count_new(target, before, suffix=".partial")
+        killed = run_and_kill(zygote, ["mirror", str(source), str(target)], lambda: finished() >= wait_for, then)
+        kills += killed
+        complete = check_target(source, target, context) if target.is_dir() else 0
+        mid_way += killed and 0 < complete < BAGS
+    assert mid_way >= KILLS // 2, f"only {mid_way} of {kills} kills landed mid-way"
+    for target in targets:
+        result = subprocess.run(cli("mirror", str(source), str(target), "--json"), cwd=REPO,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["failed"] == 0 and summary["mirrored"] + summary["present"] == BAGS
+        assert check_target(source, target, f"after resuming {target.name}") == BAGS
+        assert not list(target.glob("*.partial")), "the resumed mirror left partial bags"
+        receipts = {p.stem for p in (target / ".archiver" / "receipts").glob("*.json")}
+        assert receipts == {b.name for b in list_bag_dirs(source)}
+    print(f"mirror: {kills} kills, {mid_way} mid-way, {len(targets)} targets")
+
