@@ -285,41 +285,65 @@ def parse_manifest(stream: BinaryIO, where: str, algorithm: str, encoding: str =
     length, unsafe paths (code ``path-unsafe``; such entries are dropped)."""
     findings: list[Finding] = []
     entries: list[ManifestEntry] = []
+    for first, pairs, others in _manifest_chunks(stream, where, algorithm, encoding, findings):
+        if pairs is not None:
+            entries.extend(ManifestEntry(path, digest, number)
+                           for number, (digest, path) in enumerate(pairs, start=first))
+        else:
+            entries.extend(others)
+    return entries, findings
+
+
+def parse_manifest_map(stream: BinaryIO, where: str, algorithm: str, encoding: str = "UTF-8",
+                       ) -> tuple[dict[str, str], list[ManifestEntry], list[Finding]]:
+    """Like ``parse_manifest``, shaped for checking 100,000-line manifests fast:
+    ({path: digest} of each path's first entry, [later entries of a listed
+    path], findings)."""
+    findings: list[Finding] = []
+    listed: dict[str, str] = {}
+    repeats: list[ManifestEntry] = []
+    for first, pairs, others in _manifest_chunks(stream, where, algorithm, encoding, findings):
+        if pairs is not None:
+            chunk = {path: digest for digest, path in pairs}
+            if len(chunk) == len(pairs) and not (chunk.keys() & listed.keys()):
+                listed.update(chunk)
+                continue
+            others = [ManifestEntry(path, digest, number) for number, (digest, path) in enumerate(pairs, start=first)]
+        for entry in others:
+            if entry.path in listed:
+                repeats.append(entry)
+            else:
+                listed[entry.path] = entry.digest
+    return listed, repeats, findings
+
+
+def _manifest_chunks(stream: BinaryIO, where: str, algorithm: str, encoding: str, findings: list[Finding]):
+    """Yield, per chunk read, (first line number, [(digest, path)], None) when
+    every line is plain, else (None, None, [ManifestEntry]) after every rule."""
     expected_length = DIGEST_HEX_LENGTHS.get(hash_name(algorithm))
-    plain = _plain_line_pattern(expected_length)
-    plain_lines = _plain_line_pattern(expected_length, multiline=True)
+    plain_lines = _plain_line_pattern(expected_length)
     for first, lines in iter_line_batches(stream, encoding, where, findings):
         if None not in lines:
-            # A whole chunk of plain lines is taken by one regex pass in C.
+            # Plain: lower-case hex digest, a path with nothing to decode and no
+            # '.', '..', empty or drive-letter parts; one regex pass in C decides.
             text = "\n".join(lines)  # type: ignore[arg-type]
             found = plain_lines.findall(text)
             if (len(found) == len(lines) and "/." not in text and "//" not in text and "/\n" not in text
                     and not text.endswith("/") and not _DRIVE_IN_LINE.search(text)):
-                entries.extend(ManifestEntry(path, digest.lower(), number)
-                               for number, (digest, path) in enumerate(found, start=first))
+                yield first, found, None
                 continue
+        entries: list[ManifestEntry] = []
         for number, line in enumerate(lines, start=first):
-            if line is None:
-                continue
-            # The common case, decided by one regex: hex digest, a path with
-            # nothing to decode and no '.', '..', empty or drive-letter parts.
-            match = plain.fullmatch(line)
-            if match:
-                path = match.group(2)
-                if "/." not in path and "//" not in path and path[1:2] != ":" and path[-1] != "/":
-                    entries.append(ManifestEntry(path, match.group(1).lower(), number))
-                    continue
-            _parse_manifest_line(line, number, where, algorithm, expected_length, entries, findings)
-    return entries, findings
+            if line is not None:
+                _parse_manifest_line(line, number, where, algorithm, expected_length, entries, findings)
+        yield None, None, entries
 
 
-def _plain_line_pattern(length: int | None, multiline: bool = False) -> re.Pattern[str]:
-    """``<hex digest><spaces><path>`` where the path needs no decoding and
-    cannot start with ``*``, ``.``, ``~`` or ``/`` (checked further by callers)."""
+def _plain_line_pattern(length: int | None) -> re.Pattern[str]:
+    """Lines ``<lower-case hex digest><spaces><path>`` whose path needs no
+    decoding and cannot start with ``*``, ``.``, ``~`` or ``/``."""
     digits = f"{{{length}}}" if length else "+"
-    newline = "\n" if multiline else ""
-    body = rf"([0-9a-fA-F]{digits})[ \t]+([^*.~/\\%\x00 \t{newline}][^\\%\x00{newline}]*)"
-    return re.compile(f"(?m)^{body}$" if multiline else body, re.S if not multiline else 0)
+    return re.compile(rf"(?m)^([0-9a-f]{digits})[ \t]+([^*.~/\\%\x00 \t\n][^\\%\x00\n]*)$")
 
 
 def _parse_manifest_line(line: str, number: int, where: str, algorithm: str, expected_length: int | None,

@@ -19,12 +19,13 @@ the check's reader and adds every finding to ``check.out``. Rules (RFC 8493):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from .bagit_parse import (
     MANIFEST_NAME, TAG_MANIFEST_NAME, FetchEntry, casefold_key, hash_name, normalised_key,
-    parse_fetch, parse_manifest,
+    parse_fetch, parse_manifest_map,
 )
 from .bagreader import FileEntry, LocalBag
 from .errors import StorageError
@@ -32,6 +33,8 @@ from .hashing import HashJob, HashMismatch, LocalDigests, check_streams
 
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".spotlight-v100", ".trashes",
                 ".fseventsd", ".directory"}
+_SYSTEM_FILE = re.compile(r"(?:^|/|\x00)(?:%s|\._[^\x00/]*)(?=\x00|$)"
+                          % "|".join(re.escape(n) for n in sorted(SYSTEM_FILES)), re.IGNORECASE)
 
 
 @dataclass
@@ -100,13 +103,16 @@ def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, File
         fetch_entries = _read_fetch(check)
     fetch_paths = {e.path for e in fetch_entries}
 
+    # Set operations in C for the common case (every listed name is a file's exact name).
+    listed_paths = set().union(*(m.entries.keys() for m in manifests))
+    exact = listed_paths & present.keys()
+    resolved: dict[str, str | None] = dict(zip(exact, exact))
     resolver = _Resolver(present, out)
-    resolved: dict[str, str | None] = {}
+    for path in sorted(listed_paths - exact):
+        resolved[path] = resolver.resolve(path)
     missing: dict[str, list[str]] = {}
     for manifest in manifests:
-        for path in manifest.entries:
-            if path not in resolved:
-                resolved[path] = resolver.resolve(path)
+        for path in manifest.entries.keys() - exact:
             if resolved[path] is None and path not in symlinks:
                 missing.setdefault(path, []).append(manifest.name)
     for path, where in sorted(missing.items()):
@@ -114,7 +120,7 @@ def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, File
             if path in fetch_paths else ""
         out.add("file-missing", path, f"{path} is listed in {', '.join(where)} but is absent{note}")
 
-    _check_payload_listed(check, present, payload_manifests, resolved)
+    _check_payload_listed(check, present, payload_manifests, resolved, exact)
     _check_tag_manifests(check, present, payload_manifests, tag_manifests)
     _check_fetch(check, present, fetch_entries, payload_manifests)
     _warn_names(check, set(present) | set(resolved))
@@ -133,26 +139,23 @@ def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manif
                 f"{name}: algorithm {algorithm!r} is not available, so its checksums cannot be checked")
     try:
         with check.reader.open(name) as stream:
-            entries, findings = parse_manifest(stream, name, algorithm, check.encoding)
+            listed, repeats, findings = parse_manifest_map(stream, name, algorithm, check.encoding)
     except (StorageError, OSError) as exc:
         out.add("file-unreadable", name, f"cannot read {name}: {exc}")
         return None
     out.extend(findings)
-    listed: dict[str, str] = {}
-    for entry in entries:
-        in_payload = entry.path.startswith("data/")
-        if is_tag and in_payload:
-            out.add("tag-manifest-lists-payload", entry.path,
-                    f"{name} lists payload file {entry.path}; tag manifests list tag files only (RFC 8493 §2.2.1)")
-            continue
-        if not is_tag and not in_payload:
-            out.add("path-outside-payload", entry.path,
-                    f"{name} lists {entry.path}, which is not under data/ (RFC 8493 §2.1.3)")
-            continue
-        previous = listed.get(entry.path)
-        if previous is None:
-            listed[entry.path] = entry.digest
-        elif previous == entry.digest:
+    for path in [p for p in listed if p.startswith("data/") == is_tag]:
+        if is_tag:
+            out.add("tag-manifest-lists-payload", path,
+                    f"{name} lists payload file {path}; tag manifests list tag files only (RFC 8493 §2.2.1)")
+        else:
+            out.add("path-outside-payload", path,
+                    f"{name} lists {path}, which is not under data/ (RFC 8493 §2.1.3)")
+        del listed[path]
+    for entry in repeats:
+        if entry.path.startswith("data/") == is_tag:
+            continue  # already reported as out of place
+        if listed.get(entry.path) == entry.digest:
             out.add("duplicate-entry", entry.path,
                     f"{entry.path} is listed twice in {name} (line {entry.line}), with the same checksum",
                     error=check.strict)
@@ -200,23 +203,21 @@ class _Resolver:
 
 
 def _check_payload_listed(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
-                          resolved: dict[str, str | None]) -> None:
+                          resolved: dict[str, str | None], exact: set[str]) -> None:
     if not payload_manifests:
         return
-    payload = [path for path in present if path.startswith("data/")]
-    listed_in = [{resolved[p] for p in m.entries} for m in payload_manifests]
+    payload = {path for path in present if path.startswith("data/")}
+    listed_in = [(m.entries.keys() & exact) | {resolved[p] for p in m.entries.keys() - exact if resolved[p]}
+                 for m in payload_manifests]
     if check.strict:
         for manifest, listed in zip(payload_manifests, listed_in):
-            for path in payload:
-                if path not in listed:
-                    check.out.add("file-not-in-manifest", path,
-                                  f"{path} is not listed in {manifest.name} (RFC 8493 §3: every payload "
-                                  "file is listed in every payload manifest)")
+            for path in sorted(payload - listed):
+                check.out.add("file-not-in-manifest", path,
+                              f"{path} is not listed in {manifest.name} (RFC 8493 §3: every payload "
+                              "file is listed in every payload manifest)")
     else:
-        listed_anywhere = set().union(*listed_in)
-        for path in payload:
-            if path not in listed_anywhere:
-                check.out.add("file-not-in-manifest", path, f"{path} is not listed in any payload manifest")
+        for path in sorted(payload - set().union(*listed_in)):
+            check.out.add("file-not-in-manifest", path, f"{path} is not listed in any payload manifest")
 
 
 def _check_tag_manifests(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
@@ -261,22 +262,27 @@ def _check_fetch(check: Any, present: dict[str, FileEntry], fetch_entries: list[
 
 def _warn_names(check: Any, names: set[str]) -> None:
     out = check.out
-    nfc_groups: dict[str, set[str]] = {}   # only names that are not ASCII can differ in normal form
-    first_of_fold: dict[str, str] = {}
+    ascii_names = [name for name in names if name.isascii()]
+    # ASCII names are NFC already and fold with lower(): one dict built in C says if any collide.
+    folds = dict(zip(map(str.lower, ascii_names), ascii_names))
     fold_groups: dict[str, set[str]] = {}
+    if len(folds) != len(ascii_names):
+        for name in ascii_names:
+            fold_groups.setdefault(name.lower(), set()).add(name)
+    nfc_groups: dict[str, set[str]] = {}
     for name in names:
-        if name.isascii():  # the common case: NFC already, and case folding is lower()
-            key, fold = name, name.lower()
-        else:
+        if not name.isascii():
             key, fold = normalised_key(name), casefold_key(name)
             nfc_groups.setdefault(key, set()).add(name)
-        first = first_of_fold.setdefault(fold, key)
-        if first != key:
-            fold_groups.setdefault(fold, {first}).add(key)
-        base = fold[fold.rfind("/") + 1:]
-        if base in SYSTEM_FILES or base.startswith("._"):
-            out.add("system-file", name, f"{name} is an operating-system file, probably not meant as content",
-                    error=False)
+            fold_groups.setdefault(fold, set()).add(key)
+            if fold in folds:
+                fold_groups[fold].add(folds[fold])
+    # One regex pass over all names (joined by NUL, which no path contains).
+    joined = "\x00".join(names)
+    system = [joined[joined.rfind("\x00", 0, m.start() + 1) + 1:m.end()] for m in _SYSTEM_FILE.finditer(joined)]
+    for name in system:
+        out.add("system-file", name, f"{name} is an operating-system file, probably not meant as content",
+                error=False)
     for group in nfc_groups.values():
         if len(group) > 1:
             listed = ", ".join(ascii(n) for n in sorted(group))
@@ -284,9 +290,10 @@ def _warn_names(check: Any, names: set[str]) -> None:
                 out.add("name-collision-normalisation", name,
                         f"names equal after Unicode normalisation: {listed}", error=False)
     for group in fold_groups.values():
-        listed = ", ".join(sorted(group))
-        for name in sorted(group):
-            out.add("name-collision-case", name, f"names equal after case folding: {listed}", error=False)
+        if len(group) > 1:
+            listed = ", ".join(sorted(group))
+            for name in sorted(group):
+                out.add("name-collision-case", name, f"names equal after case folding: {listed}", error=False)
 
 
 def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[Manifest],

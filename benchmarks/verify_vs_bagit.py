@@ -89,7 +89,12 @@ TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time
 
 
 def run(cmd: list[str]) -> tuple[float, int, int]:
-    """(wall seconds, exit code, peak RSS in KiB) of one child process.
+    elapsed, code, rss, _cpu = run_measured(cmd)
+    return elapsed, code, rss
+
+
+def run_measured(cmd: list[str]) -> tuple[float, int, int, float]:
+    """(wall seconds, exit code, peak RSS in KiB, CPU seconds incl. its worker processes) of one child.
 
     RSS comes from /usr/bin/time when present: a child forked from this
     (large) process would inherit this process's high-water mark in ru_maxrss."""
@@ -103,7 +108,7 @@ def run(cmd: list[str]) -> tuple[float, int, int]:
     rss = usage.ru_maxrss
     if TIME:
         rss = int(rss_file.read_text().split()[-1])
-    return elapsed, code, rss
+    return elapsed, code, rss, usage.ru_utime + usage.ru_stime
 
 
 def archiver_cmd(*args: str) -> list[str]:
@@ -119,14 +124,21 @@ def compare(bag: Path, rounds: int, label: str) -> dict[str, float]:
         _t, code, _rss = run(cmd)
         if code != 0:
             raise SystemExit(f"{cmd} exited {code} on {bag}")
-    ours, theirs = [], []
+    ours, theirs, ours_cpu, theirs_cpu = [], [], [], []
     for _ in range(rounds):
-        ours.append(run(archiver_cmd(str(bag)))[0])
-        theirs.append(run(bagit_cmd(bag))[0])
+        wall, _code, _rss, cpu = run_measured(archiver_cmd(str(bag)))
+        ours.append(wall)
+        ours_cpu.append(cpu)
+        wall, _code, _rss, cpu = run_measured(bagit_cmd(bag))
+        theirs.append(wall)
+        theirs_cpu.append(cpu)
     result = {"archiver": statistics.median(ours), "bagit": statistics.median(theirs)}
     print(f"{label}: archiver verify median {result['archiver']:.2f} s {fmt(ours)}; "
           f"bagit.py --validate median {result['bagit']:.2f} s {fmt(theirs)}; "
-          f"speed-up {result['bagit'] / result['archiver']:.1f}x", flush=True)
+          f"speed-up {result['bagit'] / result['archiver']:.1f}x (load average {os.getloadavg()[0]:.1f})",
+          flush=True)
+    print(f"  CPU seconds (user+sys, workers included): archiver {statistics.median(ours_cpu):.2f}, "
+          f"bagit.py {statistics.median(theirs_cpu):.2f}", flush=True)
     return result
 
 

@@ -206,6 +206,17 @@ def test_unreadable_file_is_reported_not_raised(tmp_path: Path) -> None:
 
 # -- adversarial sizes --------------------------------------------------------------------
 
+def completeness_with_peak_memory(bag: Path):
+    """verify_bag(bag, "completeness") and the peak of Python allocations meanwhile."""
+    tracemalloc.start()
+    try:
+        report = verify_bag(bag, "completeness")
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return report, peak
+
+
 def test_huge_single_line_bag_info_is_refused_in_bounded_memory(tmp_path: Path) -> None:
     bag = build_bag(tmp_path / "bag", tag_manifest=False)
     with open(bag / "bag-info.txt", "ab") as f:
@@ -213,12 +224,7 @@ def test_huge_single_line_bag_info_is_refused_in_bounded_memory(tmp_path: Path) 
         chunk = b"x" * (1 << 20)
         for _ in range(100):
             f.write(chunk)
-    tracemalloc.start()
-    try:
-        report = verify_bag(bag, "completeness")
-        _current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = completeness_with_peak_memory(bag)
     assert "tag-file-too-large" in {p.code for p in report.problems}
     assert peak < 24 << 20, f"peak {peak} bytes for a 100 MB bag-info.txt"
 
@@ -229,12 +235,7 @@ def test_huge_manifest_line_is_streamed_and_refused(tmp_path: Path) -> None:
         f.write(b"0" * 64 + b"  data/")
         for _ in range(32):
             f.write(b"y" * (1 << 20))  # 32 MB, no line break
-    tracemalloc.start()
-    try:
-        report = verify_bag(bag, "completeness")
-        _current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = completeness_with_peak_memory(bag)
     assert "line-too-long" in {p.code for p in report.problems}
     assert peak < 24 << 20
 
