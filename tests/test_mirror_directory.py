@@ -197,6 +197,9 @@ def test_cli_mirror_json_and_exit_codes(collection: Path, tmp_path: Path):
     not_a_dir.write_text("x")
     unreachable = runner.invoke(app, ["mirror", str(collection), str(not_a_dir)])
     assert unreachable.exit_code == 3
+    unmounted = runner.invoke(app, ["mirror", str(collection), str(tmp_path / "not-mounted" / "bags")])
+    assert unmounted.exit_code == 3 and "mounted" in unmounted.stderr
+    assert not (tmp_path / "not-mounted").exists()
 
 
 # --- SIGKILL in the middle, then resume ----------------------------------------------------
@@ -244,15 +247,17 @@ def test_mirror_killed_with_sigkill_resumes_and_counts_nothing_half_sent(tmp_pat
 
 
 def test_planning_split_over_processes_agrees_with_serial(collection: Path, tmp_path: Path, monkeypatch):
-    from archiver.collection import list_bag_dirs
     from archiver.mirror import run
 
     target = DirectoryTarget(tmp_path / "elsewhere")
     mirror_collection(collection, target)
     victim = sorted((tmp_path / "elsewhere").glob("*/data/text.txt"))[1]
     victim.unlink()
+    (collection / "not-a-bag").mkdir()
     target.scan()
-    serial = run.present_bags(list_bag_dirs(collection), target)
+    folders = run._folders(collection)
+    serial = run.triage(folders, target)
     monkeypatch.setattr(run, "PARALLEL_PLANNING", 2)
-    split = run.present_bags(list_bag_dirs(collection), target)
-    assert split == serial and len(split) == 2 and victim.parent.parent.name not in split
+    split = run.triage(folders, target)
+    assert split == serial and split[1] == {"not-a-bag"}
+    assert len(split[0]) == 2 and victim.parent.parent.name not in split[0]

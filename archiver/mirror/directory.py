@@ -33,8 +33,13 @@ class DirectoryTarget:
 
     # -- reachability ---------------------------------------------------------------
     def check_reachable(self) -> None:
+        if not self.root.parent.is_dir():
+            # Never create a whole path: a share that is not mounted must not
+            # turn into a folder on the local disk.
+            raise TargetUnreachable(f"target {self.root}: {self.root.parent} does not exist "
+                                    "(is the disk or share mounted?)")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(exist_ok=True)
             (self.root / RECEIPTS_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TargetUnreachable(f"target {self.root} cannot be created or written: "

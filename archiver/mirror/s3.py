@@ -280,7 +280,10 @@ class S3Target:
         return sorted(self._listing)
 
     def begin(self, name: str) -> None:
-        self.delete_receipt(name)
+        # After a scan we know which receipts exist; a new bag needs no DELETE.
+        if self._listing is None or name in self._receipts:
+            self.delete_receipt(name)
+            self._receipts.discard(name)
 
     def put(self, name: str, path: str, stream: BinaryIO, size: int, sha256: str | None) -> None:
         self.objects.put(self._key(f"{name}/{path}"), stream, size, sha256)
