@@ -71,6 +71,15 @@ class RepairReport:
                 "results": [b.to_dict() for b in self.bags]}
 
 
+def _looks_like_s3_bag(listed: dict[str, dict], base: str) -> bool:
+    """Like ``verify.looks_like_bag``: bagit.txt, or data/ and a manifest (a
+    bag that lost its bagit.txt is still a bag, and one to repair)."""
+    names = {key[len(base):] for key in listed}
+    top = {n for n in names if "/" not in n}
+    return "bagit.txt" in top or (any(n.startswith("data/") for n in names)
+                                  and any(algorithm_of(n) for n in top))
+
+
 def open_site(location: str | Path, endpoint_url: str | None = None,
               client: Any = None) -> tuple[Site, list[str] | None]:
     """A collection root or one bag, as (site, [bag name]) or (site, None = every bag)."""
@@ -79,7 +88,7 @@ def open_site(location: str | Path, endpoint_url: str | None = None,
         bucket, prefix = parse_s3_url(str(location))
         site = S3Target(client, str(location))
         site.check_reachable()
-        if prefix and site.objects.list(prefix + "/bagit.txt"):
+        if prefix and _looks_like_s3_bag(site.objects.list(prefix + "/"), prefix + "/"):
             parent, _, name = prefix.rpartition("/")
             return S3Target(client, f"s3://{bucket}/{parent}"), [name]
         return site, None

@@ -261,3 +261,9 @@ def test_planning_split_over_processes_agrees_with_serial(collection: Path, tmp_
     split = run.triage(folders, target)
     assert split == serial and split[1] == {"not-a-bag"}
     assert len(split[0]) == 2 and victim.parent.parent.name not in split[0]
+
+
+def test_mirroring_a_bag_instead_of_its_collection_is_a_usage_error(collection: Path, tmp_path: Path):
+    bag = sorted(p for p in collection.iterdir() if not p.name.startswith("."))[0]
+    result = CliRunner().invoke(app, ["mirror", str(bag), str(tmp_path / "elsewhere")])
+    assert result.exit_code == 2 and "collection root" in result.stderr

@@ -187,3 +187,16 @@ def test_source_with_a_tampered_manifest_is_not_used(copies):
     [result] = [b for b in repair(mirror, source).bags if b.bag == bag]
     assert result.status == "unrepairable" and "manifest-sha256.txt" in result.message
     assert tree(mirror / bag) == before
+
+
+def test_s3_bag_without_bagit_txt_is_still_repaired_as_a_bag(tmp_path, s3_server):
+    client = s3_server.client()
+    bucket = s3_server.new_bucket()
+    source = tmp_path / "bags"
+    make_bags(source, 1)
+    [name] = names(source)
+    assert mirror_collection(source, open_target(f"s3://{bucket}/c", s3_server.endpoint_url)).ok
+    client.delete_object(Bucket=bucket, Key=f"c/{name}/bagit.txt")
+    result = repair(f"s3://{bucket}/c/{name}", source / name, client=client)
+    assert [(b.bag, b.status, b.replaced) for b in result.bags] == [(name, "repaired", ["bagit.txt"])]
+    assert verify_bag(S3Bag(client, bucket, f"c/{name}")).valid

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..bagreader import LocalBag
-from ..errors import StorageError
+from ..errors import StorageError, UsageError
 from ..events import Event, append_events, events_path
 from .directory import DirectoryTarget, file_sizes
 from .fixity import Expected, FileFault, check_copy, reference_digests
@@ -245,6 +245,8 @@ def mirror_collection(root: Path, target: MirrorTarget, verify: bool = True,
     root = Path(root)
     if not root.is_dir():
         raise StorageError(f"collection root {root} is not a directory")
+    if (root / "bagit.txt").is_file():
+        raise UsageError(f"{root} is a bag; mirror its collection root ({root.parent}) instead")
     target.check_reachable()
     scan = getattr(target, "scan", None)
     if scan is not None:
