@@ -180,13 +180,17 @@ def iter_line_batches(stream: BinaryIO, encoding: str, where: str, findings: lis
         # parts[0] continues the current line; parts[1:-1] are whole lines; parts[-1] starts one.
         if len(parts) > 1:
             whole = [current + parts[0] if not skipping else None] + parts[1:-1]
-            for line in whole:
-                number += 1
-                if line is not None and len(line) > max_line:
-                    findings.append(Finding("line-too-long", where, f"line {number} of {where} is longer "
-                                            f"than {max_line} characters; skipped"))
-                    line = None
-                batch.append(line)
+            if max(map(len, parts[1:-1]), default=0) <= max_line and (whole[0] is None or len(whole[0]) <= max_line):
+                batch = whole  # the common case, checked in C
+                number += len(whole)
+            else:
+                for line in whole:
+                    number += 1
+                    if line is not None and len(line) > max_line:
+                        findings.append(Finding("line-too-long", where, f"line {number} of {where} is longer "
+                                                f"than {max_line} characters; skipped"))
+                        line = None
+                    batch.append(line)
             current, skipping = "", False
         if not skipping:
             current += parts[-1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import stat
+from operator import attrgetter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -79,8 +80,9 @@ class LocalBag:
         self.path = Path(path)
         self.location = str(self.path)
 
-    def list_files(self) -> list[FileEntry]:
-        """Every file below the bag root, sorted; symlinks are listed, never followed."""
+    def list_files(self, sizes: bool = True) -> list[FileEntry]:
+        """Every file below the bag root, sorted; symlinks are listed, never followed.
+        ``sizes=False``: size -1, no stat per file (see ``iter_tree``)."""
         entries: list[FileEntry] = []
         try:
             root_stat = os.stat(self.path)
@@ -88,9 +90,8 @@ class LocalBag:
             raise StorageError(f"cannot read bag {self.path}: {exc.strerror}") from exc
         if not stat.S_ISDIR(root_stat.st_mode):
             raise StorageError(f"bag {self.path} is not a folder")
-        for entry in iter_tree(self.path):
-            entries.append(entry)
-        entries.sort(key=lambda e: e.path)
+        entries.extend(iter_tree(self.path, sizes=sizes))
+        entries.sort(key=attrgetter("path"))
         return entries
 
     def is_dir(self, path: str) -> bool:
@@ -151,11 +152,13 @@ def open_beneath(root: Path, parts: list[str]) -> int:
     return fd
 
 
-def iter_tree(root: Path, prefix: str = ""):
+def iter_tree(root: Path, prefix: str = "", sizes: bool = True):
     """Yield a FileEntry for every non-folder below ``root``, depth first.
 
     Streams: memory stays flat however many files there are. Symlinks (to
     files or folders) are yielded with ``is_symlink=True`` and not descended.
+    With ``sizes=False`` no file is stat'ed (size -1): the folder entries'
+    types suffice, and whoever opens the files learns their sizes.
     A folder that cannot be listed raises StorageError."""
     stack = [(Path(root), prefix)]
     while stack:
@@ -171,7 +174,7 @@ def iter_tree(root: Path, prefix: str = ""):
                         elif entry.is_dir(follow_symlinks=False):
                             stack.append((Path(entry.path), entry_rel + "/"))
                         else:
-                            yield FileEntry(entry_rel, entry.stat(follow_symlinks=False).st_size, False)
+                            yield FileEntry(entry_rel, entry.stat(follow_symlinks=False).st_size if sizes else -1)
                     except OSError as exc:
                         raise StorageError(f"cannot read {entry.path}: {exc.strerror}") from exc
         except OSError as exc:

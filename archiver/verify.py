@@ -30,7 +30,7 @@ from .bagit_parse import (
 from .bagreader import BagReader, FileEntry, LocalBag, iter_tree
 from .collection import META_DIR, TMP_PREFIX
 from .errors import StorageError, UsageError
-from .hashing import HashMismatch, check_stream, hash_stream
+from .hashing import IN_PROCESS_FILES, HashMismatch, check_stream, hash_stream
 from .verify_contents import check_contents
 
 # parse_manifest, ManifestEntry, check_stream, hash_stream, HashMismatch are
@@ -184,22 +184,34 @@ class _BagCheck:
     # -- the whole check -------------------------------------------------
 
     def run(self) -> BagReport:
-        local_fast = self.mode == "fast" and isinstance(self.reader, LocalBag)
-        files = None if local_fast else self.reader.list_files()
+        files = self._list_files()
         names = None if files is None else {f.path for f in files}
         self._check_bagit_txt(names)
         info = self._read_bag_info(names)
+        self._check_data_dir(files)
+        if files is not None and self.mode != "fast":
+            files = check_contents(self, files)
         if files is None:
             self._count_payload_streaming()  # flat memory whatever the file count
         else:
             self._count_payload(files)
-        self._check_data_dir(files)
         self._check_oxum(info)
-        if files is not None and self.mode != "fast":
-            self._check_contents(files)
         self.out.finish()
         return BagReport(self.reader.location, not self.out.problems, self.mode, self.out.problems,
                          self.out.warnings, self.version, self.payload_files, self.payload_bytes)
+
+    def _list_files(self) -> list[FileEntry] | None:
+        if not isinstance(self.reader, LocalBag):
+            return self.reader.list_files()
+        if self.mode == "fast":
+            return None  # counted while walking, never held: flat memory
+        if self.mode == "full":
+            # Many files: skip a stat per file here; the hashing workers stat
+            # what they open. Few files: sizes now, to choose pool or not.
+            files = self.reader.list_files(sizes=False)
+            if len(files) > IN_PROCESS_FILES:
+                return files
+        return self.reader.list_files()
 
     @property
     def strict(self) -> bool:
@@ -305,10 +317,6 @@ class _BagCheck:
                 self.out.add("payload-oxum-mismatch", "bag-info.txt",
                              f"Payload-Oxum says {streams} files; the payload has {self.payload_files}")
 
-    # -- manifests, completeness, fetch.txt, checksums ----------------------
-
-    def _check_contents(self, files: list[FileEntry]) -> None:
-        check_contents(self, files)
 
 
 def find_bags(path: Path) -> list[Path]:

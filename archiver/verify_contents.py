@@ -19,6 +19,7 @@ the check's reader and adds every finding to ``check.out``. Rules (RFC 8493):
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from .bagit_parse import (
 )
 from .bagreader import FileEntry, LocalBag
 from .errors import StorageError
-from .hashing import HashJob, HashMismatch, LocalDigests, check_streams
+from .hashing import HashFailure, HashJob, HashMismatch, LocalDigests, check_streams
 
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".spotlight-v100", ".trashes",
                 ".fseventsd", ".directory"}
@@ -46,7 +47,11 @@ class Manifest:
     is_tag: bool
 
 
-def check_contents(check: Any, files: list[FileEntry]) -> None:
+def check_contents(check: Any, files: list[FileEntry]) -> list[FileEntry]:
+    """Check manifests, completeness, fetch.txt, names and (full mode) checksums.
+
+    Returns ``files`` with every size known: a local bag in full mode may be
+    listed without sizes (-1), which the hashing workers then report."""
     present = {f.path: f for f in files if not f.is_symlink}
     symlinks = {f.path for f in files if f.is_symlink}
     root_names = sorted(f.path for f in files if "/" not in f.path and not f.is_symlink)
@@ -57,6 +62,7 @@ def check_contents(check: Any, files: list[FileEntry]) -> None:
     finally:
         if digests is not None:
             digests.close()
+    return [present.get(f.path, f) for f in files]
 
 
 def _start_local_digests(check: Any, present: dict[str, FileEntry], root_names: list[str]) -> LocalDigests | None:
@@ -71,17 +77,34 @@ def _start_local_digests(check: Any, present: dict[str, FileEntry], root_names: 
     jobs = []
     for path, entry in present.items():
         algorithms = payload_algs if path.startswith("data/") else tag_algs
-        if algorithms:
+        if algorithms or entry.size < 0:  # no algorithm: opened only to learn its size
             jobs.append((path, entry.size, algorithms))
     return LocalDigests(str(check.reader.path), jobs, check.processes)
 
 
+def _collect_local(check: Any, present: dict[str, FileEntry], digests: LocalDigests,
+                   ) -> tuple[dict[str, dict[str, str]], list[HashFailure]]:
+    """Wait for the workers; fill in the sizes they saw (and, for files they
+    could not open, what the folder says)."""
+    tables, sizes, failures = digests.wait(check.on_progress)
+    unknown = [path for path, entry in present.items() if entry.size < 0]
+    for path in unknown:
+        size = sizes.get(path)
+        if size is None:
+            try:
+                size = os.lstat(os.path.join(check.reader.path, path)).st_size
+            except OSError:
+                size = 0
+        present[path] = FileEntry(path, size)
+    return tables, failures
+
+
 def _supported(algorithm: str) -> bool:
+    """hashlib knows it, with a fixed digest size (not shake_*)."""
     try:
-        hashlib.new(hash_name(algorithm))
-    except ValueError:
+        return hashlib.new(hash_name(algorithm)).digest_size > 0
+    except (ValueError, TypeError):
         return False
-    return True
 
 
 def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, FileEntry], symlinks: set[str],
@@ -122,19 +145,17 @@ def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, File
 
     _check_payload_listed(check, present, payload_manifests, resolved, exact)
     _check_tag_manifests(check, present, payload_manifests, tag_manifests)
-    _check_fetch(check, present, fetch_entries, payload_manifests)
     _warn_names(check, set(present) | set(resolved))
+    hashed = _collect_local(check, present, digests) if digests is not None else None
+    _check_fetch(check, present, fetch_entries, payload_manifests)
     if check.mode == "full":
-        _check_checksums(check, present, manifests, resolved, digests)
+        _check_checksums(check, present, manifests, resolved, hashed)
 
 
 def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manifest | None:
     out = check.out
-    supported = True
-    try:
-        hashlib.new(hash_name(algorithm))
-    except ValueError:
-        supported = False
+    supported = _supported(algorithm)
+    if not supported:
         out.add("algorithm-unsupported", name,
                 f"{name}: algorithm {algorithm!r} is not available, so its checksums cannot be checked")
     try:
@@ -144,7 +165,13 @@ def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manif
         out.add("file-unreadable", name, f"cannot read {name}: {exc}")
         return None
     out.extend(findings)
-    for path in [p for p in listed if p.startswith("data/") == is_tag]:
+    if is_tag:
+        out_of_place = [p for p in listed if p.startswith("data/")]
+    elif ("\x00" + "\x00".join(listed)).count("\x00data/") == len(listed):
+        out_of_place = []  # every path under data/, counted in C
+    else:
+        out_of_place = [p for p in listed if not p.startswith("data/")]
+    for path in out_of_place:
         if is_tag:
             out.add("tag-manifest-lists-payload", path,
                     f"{name} lists payload file {path}; tag manifests list tag files only (RFC 8493 §2.2.1)")
@@ -297,18 +324,20 @@ def _warn_names(check: Any, names: set[str]) -> None:
 
 
 def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[Manifest],
-                     resolved: dict[str, str | None], digests: LocalDigests | None) -> None:
+                     resolved: dict[str, str | None],
+                     hashed: tuple[dict[str, dict[str, str]], list[HashFailure]] | None) -> None:
     manifests = [m for m in manifests if m.supported]
-    if digests is not None:
-        found, failures = digests.wait(check.on_progress)
+    if hashed is not None:
+        tables, failures = hashed
         mismatches = []
         for manifest in manifests:
-            alg = manifest.algorithm
-            for path, want in manifest.entries.items():
-                disk = resolved[path]
-                have = found.get(disk) if disk is not None else None
-                if have is not None and have[alg] != want:
-                    mismatches.append(HashMismatch(disk, alg, want, have[alg]))
+            table = tables.get(manifest.algorithm, {})
+            # Entries whose (path, digest) is exactly a hashed file's: one set difference in C.
+            for path, want in manifest.entries.items() - table.items():
+                disk = resolved.get(path)
+                got = table.get(disk) if disk is not None else None
+                if got is not None and got != want:
+                    mismatches.append(HashMismatch(disk, manifest.algorithm, want, got))
     else:
         expected: dict[str, dict[tuple[str, str], None]] = {}
         for manifest in manifests:
