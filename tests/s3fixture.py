@@ -1,5 +1,6 @@
-"""A real S3 server on loopback (moto's server mode, 127.0.0.1, port 0), and
-small bags to mirror. Imported by the mirror and repair tests."""
+"""A real S3 server on loopback (moto's server mode, 127.0.0.1, port 0), small
+bags to mirror, and helpers to compare and damage them. Imported by the
+mirror and repair tests."""
 
 from __future__ import annotations
 
@@ -70,3 +71,14 @@ def make_bags(root: Path, count: int, size: int = 2000, prefix: str = "essay") -
                               [("Source-Organization", "Example Library"),
                                ("External-Identifier", f"https://example.org/{i}")]))
     return bags
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def flip_byte(path: Path, offset: int = 10) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))

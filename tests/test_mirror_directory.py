@@ -11,31 +11,24 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from archiver.cli import app
 from archiver.events import read_events
 from archiver.mirror import DirectoryTarget, mirror_collection
 from archiver.mirror.plan import SourceBag, TargetBagState, plan_bag, send_order
+from archiver.mirror.target import joined_lines, missing_event_lines
 from archiver.verify import verify_bag
-from s3fixture import make_bags
+from s3fixture import flip_byte, make_bags, tree
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def receipts(target: Path) -> set[str]:
     folder = target / ".archiver" / "receipts"
     return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
-
-
-def flip_byte(path: Path, offset: int = 10) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture
@@ -68,6 +61,19 @@ def test_plan_sends_only_missing_or_resized_files_and_deletes_strays():
     assert (plan_bag(source, no_receipt).status, plan_bag(source, no_receipt).send) == ("incomplete", [])
     other_manifest = TargetBagState(dict(source.files), has_receipt=True, tagmanifests_identical=False)
     assert plan_bag(source, other_manifest).send == ["tagmanifest-sha256.txt"]
+
+
+@given(st.lists(st.uuids().map(str), unique=True, max_size=12), st.data())
+def test_event_log_merge_only_ever_appends_what_is_missing(ids, data):
+    lines = [json.dumps({"id": i, "type": "replication"}).encode() for i in ids]
+    have = data.draw(st.lists(st.sampled_from(lines), unique=True) if lines else st.just([]))
+    own = [b'{"id": "target-only"}', b"torn {"]
+    target_log = b"\n".join(have + own)
+    missing = missing_event_lines(b"\n".join(lines), target_log)
+    assert missing == [line for line in lines if line not in have]
+    merged = target_log + joined_lines(target_log, missing)
+    assert missing_event_lines(b"\n".join(lines), merged) == []
+    assert merged.startswith(target_log)
 
 
 # --- mirroring ---------------------------------------------------------------------------
@@ -267,3 +273,18 @@ def test_mirroring_a_bag_instead_of_its_collection_is_a_usage_error(collection: 
     bag = sorted(p for p in collection.iterdir() if not p.name.startswith("."))[0]
     result = CliRunner().invoke(app, ["mirror", str(bag), str(tmp_path / "elsewhere")])
     assert result.exit_code == 2 and "collection root" in result.stderr
+
+
+def test_a_manifest_path_leaving_the_bag_is_never_read_or_written(collection: Path, tmp_path: Path):
+    bag = sorted(p for p in collection.iterdir() if not p.name.startswith("."))[0]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the bag")
+    manifest = bag / "manifest-sha256.txt"
+    manifest.write_text(manifest.read_text() + "0" * 64 + "  ../../secret.txt\n")
+    target = tmp_path / "elsewhere"
+    mirror_collection(collection, DirectoryTarget(target))
+    assert not (tmp_path / "elsewhere" / "secret.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bags", "elsewhere", "secret.txt"]
+    copied = tree(target)
+    assert not [k for k in copied if "secret" in k]
+    assert not [k for k, v in copied.items() if b"outside the bag" in v]

@@ -15,21 +15,11 @@ from archiver.events import read_events
 from archiver.mirror import DirectoryTarget, S3Bag, mirror_collection, open_target
 from archiver.repair import repair
 from archiver.verify import verify_bag
-from s3fixture import make_bags, s3_server  # noqa: F401  (fixture)
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from s3fixture import flip_byte, make_bags, s3_server, tree  # noqa: F401  (fixture)
 
 
 def names(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
-
-
-def flip_byte(path: Path, offset: int = 10) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture

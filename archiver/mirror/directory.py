@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from ..bagreader import LocalBag, iter_tree
+from ..bagreader import LocalBag, iter_tree, split_safe_relpath
 from ..collection import fsync_dir, is_bag_dir
 from ..errors import StorageError, TargetUnreachable
 from .plan import SourceBag, TargetBagState
@@ -133,12 +133,11 @@ class DirectoryTarget:
             raise StorageError(f"cannot prepare {partial}: {exc.strerror or exc}") from exc
 
     def put(self, name: str, path: str, stream: BinaryIO, size: int, sha256: str | None) -> None:
-        dest = self._partial(name) / path
-        write_atomically(dest, stream)
+        write_atomically(_inside(self._partial(name), path), stream)
 
     def delete(self, name: str, path: str) -> None:
         try:
-            (self._partial(name) / path).unlink(missing_ok=True)
+            _inside(self._partial(name), path).unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot remove {path} from {self._partial(name)}: {exc.strerror}") from exc
 
@@ -194,14 +193,14 @@ class DirectoryTarget:
 
     def stage(self, name: str, path: str, stream: BinaryIO) -> None:
         """Write a replacement for ``path`` in the staging area (same filesystem)."""
-        _write_synced(self._staging(name) / path, stream)
+        _write_synced(_inside(self._staging(name), path), stream)
 
     def staged_reader(self, name: str) -> LocalBag:
         return LocalBag(self._staging(name))
 
     def swap(self, name: str, path: str) -> None:
         """Atomically replace the bag's file with the staged one."""
-        dest = self._final(name) / path
+        dest = _inside(self._final(name), path)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self._staging(name) / path, dest)
@@ -220,6 +219,16 @@ class _BytesStream:
     def read(self, n: int = -1) -> bytes:
         chunk, self.data = (self.data, b"") if n < 0 else (self.data[:n], self.data[n:])
         return chunk
+
+
+def _inside(folder: Path, path: str) -> Path:
+    """``folder/path`` for a plain relative path; StorageError for anything
+    that could leave the folder ("../x", "/x", "a//b")."""
+    try:
+        split_safe_relpath(path)
+    except ValueError as exc:
+        raise StorageError(f"refusing to write {path!r} under {folder}: {exc}") from exc
+    return folder / path
 
 
 def _same_bytes(path: str, content: bytes) -> bool:

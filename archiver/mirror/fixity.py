@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol, Iterable, BinaryIO
 
 from ..errors import StorageError
-from .plan import algorithm_of, manifest_digests
+from ..bagit_parse import hash_name, parse_manifest_map
+from .plan import algorithm_of
 
 CHUNK = 1 << 20
 PREFERRED = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
@@ -58,6 +59,7 @@ def stream_digest(reader: Readable, path: str, algorithm: str) -> tuple[str, int
 
 
 def _rank(algorithm: str) -> int:
+    algorithm = hash_name(algorithm)
     return PREFERRED.index(algorithm) if algorithm in PREFERRED else len(PREFERRED)
 
 
@@ -69,15 +71,17 @@ def reference_digests(reader: Readable, files: dict[str, int]) -> dict[str, Expe
     recorded: dict[str, tuple[str, str]] = {}
     manifests = sorted((p for p in files if algorithm_of(p)), key=lambda p: _rank(algorithm_of(p) or ""))
     for manifest in reversed(manifests):  # best algorithm read last wins
-        algorithm = algorithm_of(manifest) or ""
+        algorithm = hash_name(algorithm_of(manifest) or "")
         if algorithm not in hashlib.algorithms_available:
             continue
         try:
             with reader.open(manifest) as stream:
-                content = stream.read()
+                # verify's parser: unsafe paths ("../x", "/etc/x") are dropped,
+                # so nothing outside the bag is ever read or written by name.
+                listed, _repeats, _findings = parse_manifest_map(stream, manifest, algorithm)
         except FileNotFoundError as exc:
             raise StorageError(f"{reader.location}: {manifest} vanished while reading") from exc
-        for path, digest in manifest_digests(content).items():
+        for path, digest in listed.items():
             recorded[path] = (algorithm, digest)
     expected: dict[str, Expected] = {}
     # Files a manifest lists but the source lacks stay in the reference (size

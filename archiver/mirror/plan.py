@@ -26,8 +26,6 @@ with different bytes is found by the read-back verification and re-sent.
 
 from __future__ import annotations
 
-import re
-
 from dataclasses import dataclass, field
 
 TAGMANIFEST_PREFIX = "tagmanifest-"
@@ -129,27 +127,6 @@ class MirrorPlan:
             "changed": self.count("changed"),
             "files_to_send": self.files_to_send,
         }
-
-
-_ENCODED = re.compile(r"%(?:0[AaDd]|25)")
-_DECODED = {"%0A": "\n", "%0D": "\r", "%25": "%"}
-
-
-def decode_manifest_path(path: str) -> str:
-    """Undo RFC 8493 §2.1.3 percent-encoding (``%0A``, ``%0D``, ``%25``)."""
-    return _ENCODED.sub(lambda m: _DECODED[m.group(0).upper()], path)
-
-
-def manifest_digests(content: bytes) -> dict[str, str]:
-    """``{path: hexdigest}`` from a manifest's bytes; lines that are not
-    ``<digest> <path>`` are ignored here (``verify`` reports them)."""
-    digests: dict[str, str] = {}
-    for line in content.decode("utf-8", errors="replace").splitlines():
-        digest, sep, path = line.strip("\r").partition(" ")
-        path = path.lstrip(" \t").lstrip("*")
-        if sep and digest and path:
-            digests[decode_manifest_path(path)] = digest.lower()
-    return digests
 
 
 def algorithm_of(filename: str) -> str | None:
