@@ -18,8 +18,11 @@ exactly the new text, gives no bag (outcome ``unchanged``), so running
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -70,11 +73,25 @@ def _read_bag(bag_dir: Path) -> tuple[dict, bytes, bytes, dict[str, str]]:
     return metadata, text, warc, info
 
 
+def _check_gzip_whole(data: bytes) -> None:
+    """Read every gzip member to its end marker and checksum (raises if cut off or corrupt)."""
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+        while stream.read(1 << 20):
+            pass
+
+
 def rederive(bag_dir: Path) -> tuple[CaptureMaterial, bytes, dict[str, str]]:
     """The capture material the current extractors make of a bag's raw capture,
     the bag's current text bytes, and its bag-info elements. SourceError
     (exit 1) when the bag holds no usable capture or no text can be extracted."""
     metadata, old_text, warc, info = _read_bag(bag_dir)
+    try:
+        _check_gzip_whole(warc)
+    except (OSError, EOFError, zlib.error) as exc:
+        # warcio reads a cut-off member without complaint; a partial body would
+        # give a partial text, and a new bag of it.
+        raise SourceError(f"{bag_dir.name}: capture.warc.gz is damaged ({exc}); "
+                          "check the bag with `archiver verify`") from exc
     try:
         final = read_final_response(warc)
     except Exception as exc:  # warcio raises assorted errors on a damaged archive

@@ -11,6 +11,7 @@ import bagit
 import pytest
 from typer.testing import CliRunner
 
+from archiver.bag import write_bag
 from archiver.catalog import open_catalog
 from archiver.cli import app
 from archiver.collection import list_bag_dirs, open_collection
@@ -93,6 +94,18 @@ def test_bag_without_warc_and_unknown_name_fail_without_stopping(http_server, ro
     assert [(r.outcome, r.exit_code) for r in results] == [("failed", 1), ("failed", 1)]
     assert "capture.warc.gz" in results[1].reason
     assert len(list_bag_dirs(root)) == 1
+
+
+def test_truncated_warc_fails_and_makes_no_bag(http_server, root: Path) -> None:
+    stale = capture(http_server, root, stale=True)
+    data = stale / "data"
+    cut = write_bag(root, "cut-20261125T000000Z",
+                    {"text.txt": (data / "text.txt").read_bytes(),
+                     "metadata.json": (data / "metadata.json").read_bytes(),
+                     "capture.warc.gz": (data / "capture.warc.gz").read_bytes()[:-200]}, [])
+    (result,) = rebuild_bags(root, [cut.name])
+    assert (result.outcome, result.exit_code) == ("failed", 1) and "damaged" in result.reason
+    assert len(list_bag_dirs(root)) == 2
 
 
 def test_cli_rebuild(http_server, root: Path) -> None:
