@@ -223,10 +223,10 @@ class _BagCheck:
     def _read_capped(self, path: str, cap: int) -> bytes | None:
         try:
             with self.reader.open(path) as stream:
-                raw = stream.read(cap + 1)
+                raw = _read_at_most(stream, cap + 1)
         except FileNotFoundError:
             return None
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             self.out.add("file-unreadable", path, str(exc))
             return None
         if len(raw) > cap:
@@ -317,6 +317,19 @@ class _BagCheck:
                 self.out.add("payload-oxum-mismatch", "bag-info.txt",
                              f"Payload-Oxum says {streams} files; the payload has {self.payload_files}")
 
+
+
+def _read_at_most(stream: Any, limit: int) -> bytes:
+    """Up to ``limit`` bytes: a network stream may return less per read than asked."""
+    pieces = []
+    remaining = limit
+    while remaining > 0:
+        piece = stream.read(remaining)
+        if not piece:
+            break
+        pieces.append(piece)
+        remaining -= len(piece)
+    return b"".join(pieces)
 
 
 def find_bags(path: Path) -> list[Path]:
