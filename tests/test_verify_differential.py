@@ -104,3 +104,17 @@ def test_differential(name: str, tmp_path: Path) -> None:
 
 def test_every_table_entry_is_a_fixture() -> None:
     assert set(DISAGREEMENTS) <= set(CASES)
+
+
+def test_bags_made_by_bagit_python_are_valid(tmp_path: Path) -> None:
+    folder = tmp_path / "made-by-bagit"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("hello\n")
+    (folder / "sub" / "b c.txt").write_text("x\n")
+    logging.disable(logging.CRITICAL)
+    try:
+        bagit.make_bag(str(folder), checksums=["sha256", "sha512"])
+    finally:
+        logging.disable(logging.NOTSET)
+    report = verify_bag(folder)
+    assert report.valid and report.warnings == [] and report.version == "0.97"
