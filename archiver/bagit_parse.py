@@ -174,7 +174,8 @@ def iter_line_batches(stream: BinaryIO, encoding: str, where: str, findings: lis
             text = text[1:]
         if text:
             cr_pending = text.endswith("\r")
-        parts = _LINE_BREAK.split(text)
+        # str.split is several times faster than the regex; CR is rare.
+        parts = text.split("\n") if "\r" not in text else _LINE_BREAK.split(text)
         first = number + 1
         batch: list[str | None] = []
         # parts[0] continues the current line; parts[1:-1] are whole lines; parts[-1] starts one.
@@ -333,7 +334,7 @@ def _manifest_chunks(stream: BinaryIO, where: str, algorithm: str, encoding: str
             text = "\n".join(lines)  # type: ignore[arg-type]
             found = plain_lines.findall(text)
             if (len(found) == len(lines) and "/." not in text and "//" not in text and "/\n" not in text
-                    and not text.endswith("/") and not _DRIVE_IN_LINE.search(text)):
+                    and not text.endswith("/") and not (":" in text and _DRIVE_IN_LINE.search(text))):
                 yield first, found, None
                 continue
         entries: list[ManifestEntry] = []

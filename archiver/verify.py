@@ -180,6 +180,7 @@ class _BagCheck:
         self.encoding = "utf-8"
         self.payload_files = 0
         self.payload_bytes = 0
+        self.sizes: dict[str, int] = {}  # filled by hashing when files were listed without sizes
 
     # -- the whole check -------------------------------------------------
 
@@ -189,12 +190,13 @@ class _BagCheck:
         self._check_bagit_txt(names)
         info = self._read_bag_info(names)
         self._check_data_dir(files)
+        sizes = None
         if files is not None and self.mode != "fast":
-            files = check_contents(self, files)
+            sizes = check_contents(self, files)
         if files is None:
             self._count_payload_streaming()  # flat memory whatever the file count
         else:
-            self._count_payload(files)
+            self._count_payload(files, sizes)
         self._check_oxum(info)
         self.out.finish()
         return BagReport(self.reader.location, not self.out.problems, self.mode, self.out.problems,
@@ -264,14 +266,15 @@ class _BagCheck:
 
     # -- payload counts and Payload-Oxum ------------------------------------
 
-    def _count_payload(self, files: list[FileEntry]) -> None:
+    def _count_payload(self, files: list[FileEntry], sizes: dict[str, int] | None) -> None:
+        """``sizes``: what hashing learnt, for files listed without one."""
         for entry in files:
             if entry.is_symlink:
                 self.out.add("symlink-in-bag", entry.path,
                              f"{entry.path} is a symbolic link; archiver never follows links in a bag")
             elif entry.path.startswith("data/"):
                 self.payload_files += 1
-                self.payload_bytes += entry.size
+                self.payload_bytes += entry.size if entry.size >= 0 else sizes[entry.path]  # type: ignore[index]
 
     def _count_payload_streaming(self) -> None:
         assert isinstance(self.reader, LocalBag)

@@ -47,11 +47,11 @@ class Manifest:
     is_tag: bool
 
 
-def check_contents(check: Any, files: list[FileEntry]) -> list[FileEntry]:
+def check_contents(check: Any, files: list[FileEntry]) -> dict[str, int]:
     """Check manifests, completeness, fetch.txt, names and (full mode) checksums.
 
-    Returns ``files`` with every size known: a local bag in full mode may be
-    listed without sizes (-1), which the hashing workers then report."""
+    Returns {path: size} of every file that is not a symlink: a local bag in
+    full mode may be listed without sizes (-1), which the hashing workers report."""
     present = {f.path: f for f in files if not f.is_symlink}
     symlinks = {f.path for f in files if f.is_symlink}
     root_names = sorted(f.path for f in files if "/" not in f.path and not f.is_symlink)
@@ -62,7 +62,9 @@ def check_contents(check: Any, files: list[FileEntry]) -> list[FileEntry]:
     finally:
         if digests is not None:
             digests.close()
-    return [present.get(f.path, f) for f in files]
+    if digests is None:
+        return {path: entry.size for path, entry in present.items()}
+    return check.sizes
 
 
 def _start_local_digests(check: Any, present: dict[str, FileEntry], root_names: list[str]) -> LocalDigests | None:
@@ -87,15 +89,16 @@ def _collect_local(check: Any, present: dict[str, FileEntry], digests: LocalDige
     """Wait for the workers; fill in the sizes they saw (and, for files they
     could not open, what the folder says)."""
     tables, sizes, failures = digests.wait(check.on_progress)
-    unknown = [path for path, entry in present.items() if entry.size < 0]
-    for path in unknown:
-        size = sizes.get(path)
-        if size is None:
-            try:
-                size = os.lstat(os.path.join(check.reader.path, path)).st_size
+    for path, entry in present.items():
+        if path not in sizes:
+            if entry.size >= 0:
+                sizes[path] = entry.size
+                continue
+            try:  # the workers could not open it
+                sizes[path] = os.lstat(os.path.join(check.reader.path, path)).st_size
             except OSError:
-                size = 0
-        present[path] = FileEntry(path, size)
+                sizes[path] = 0
+    check.sizes = sizes
     return tables, failures
 
 
@@ -147,7 +150,8 @@ def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, File
     _check_tag_manifests(check, present, payload_manifests, tag_manifests)
     _warn_names(check, set(present) | set(resolved))
     hashed = _collect_local(check, present, digests) if digests is not None else None
-    _check_fetch(check, present, fetch_entries, payload_manifests)
+    sizes = check.sizes if digests is not None else {path: entry.size for path, entry in present.items()}
+    _check_fetch(check, sizes, fetch_entries, payload_manifests)
     if check.mode == "full":
         _check_checksums(check, present, manifests, resolved, hashed)
 
@@ -269,7 +273,7 @@ def _check_tag_manifests(check: Any, present: dict[str, FileEntry], payload_mani
                     error=False)
 
 
-def _check_fetch(check: Any, present: dict[str, FileEntry], fetch_entries: list[FetchEntry],
+def _check_fetch(check: Any, sizes: dict[str, int], fetch_entries: list[FetchEntry],
                  payload_manifests: list[Manifest]) -> None:
     out = check.out
     for entry in fetch_entries:
@@ -281,10 +285,10 @@ def _check_fetch(check: Any, present: dict[str, FileEntry], fetch_entries: list[
             out.add("fetch-not-in-manifest", entry.path,
                     f"fetch.txt line {entry.line} names {entry.path}, which no payload manifest lists "
                     "(RFC 8493 §2.2.3)")
-        file = present.get(entry.path)
-        if file is not None and entry.length is not None and file.size != entry.length:
+        size = sizes.get(entry.path)
+        if size is not None and entry.length is not None and size != entry.length:
             out.add("fetch-length-mismatch", entry.path,
-                    f"fetch.txt gives {entry.length} bytes for {entry.path}; the file has {file.size}")
+                    f"fetch.txt gives {entry.length} bytes for {entry.path}; the file has {size}")
 
 
 def _warn_names(check: Any, names: set[str]) -> None:
