@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from .errors import StorageError
 from .events import Event, append_events
-from .verify import looks_like_bag
+from .verify import looks_like_bag, verify_bag
 from .mirror import is_s3, make_client
 from .mirror.directory import DirectoryTarget
 from .mirror.fixity import Expected, FileFault, check_copy, reference_digests, stream_digest
@@ -43,12 +43,14 @@ class BagRepair:
     damaged: list[FileFault] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     receipt_restored: bool = False
+    valid_after: bool | None = None  # verify_bag's verdict after a repair
     message: str = ""
 
     def to_dict(self) -> dict:
         return {"bag": self.bag, "status": self.status,
                 "damaged": [f.to_dict() for f in self.damaged], "replaced": self.replaced,
-                "receipt_restored": self.receipt_restored, "message": self.message}
+                "receipt_restored": self.receipt_restored, "valid_after": self.valid_after,
+                "message": self.message}
 
 
 @dataclass
@@ -175,6 +177,15 @@ def repair_bag(target: Site, name: str, source: Site, source_name: str, dry_run:
     if after:
         result.message = f"still damaged after repair: {', '.join(f.path for f in after)}"
         return result
+    # Last, the verifier's own full check of the repaired bag, as `verify` would run it.
+    report = verify_bag(target.reader(name))
+    result.valid_after = report.valid
+    if not report.valid:
+        codes = sorted({p.code for p in report.problems})
+        result.message = (f"files restored, but the bag does not verify: {', '.join(codes)}"
+                          + (" (files not in the bag were left untouched)"
+                              if any(f.kind == "extra" for f in faults) else ""))
+        return result
     if is_mirror:
         source_bag = SourceBag(name, source_files, _tagmanifests(source, source_name, source_files))
         target.write_receipt(name, make_receipt(source_bag, source.location, len(source_files),
@@ -222,6 +233,7 @@ def repair(target_location: str | Path, source_location: str | Path, dry_run: bo
                                 detail={"source": source.location, "status": result.status,
                                         "replaced": result.replaced,
                                         "receipt_restored": result.receipt_restored,
+                                        "valid_after": result.valid_after,
                                         "damaged": [f.to_dict() for f in result.damaged[:20]],
                                         "message": result.message}))
         progress(done, len(names), name)

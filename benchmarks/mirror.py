@@ -87,6 +87,7 @@ def bench_directory(count: int) -> dict:
     nbytes = tree_bytes(source)
     out = DATA / "out-dir"
     shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     first, report = archiver_mirror(source, str(out / "archiver"))
     assert report["mirrored"] == count, report
     noop, again = archiver_mirror(source, str(out / "archiver"))

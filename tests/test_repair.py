@@ -51,6 +51,7 @@ def test_damage_is_found_by_verify_and_repaired_from_the_good_copy(copies):
     result = repair(mirror, source)
     assert result.ok
     assert {b.bag: b.replaced for b in result.bags} == {bag: [path] for bag, path in damaged.items()}
+    assert all(b.valid_after for b in result.bags)
     for bag in names(source):
         assert verify_bag(mirror / bag).valid
         assert tree(mirror / bag) == tree(source / bag)
@@ -190,3 +191,15 @@ def test_s3_bag_without_bagit_txt_is_still_repaired_as_a_bag(tmp_path, s3_server
     result = repair(f"s3://{bucket}/c/{name}", source / name, client=client)
     assert [(b.bag, b.status, b.replaced) for b in result.bags] == [(name, "repaired", ["bagit.txt"])]
     assert verify_bag(S3Bag(client, bucket, f"c/{name}")).valid
+
+
+def test_a_stray_file_is_left_alone_and_the_bag_is_not_called_repaired(copies):
+    source, mirror = copies
+    bag = names(mirror)[0]
+    flip_byte(mirror / bag / "data" / "text.txt")
+    (mirror / bag / "data" / "stray.txt").write_text("someone put this here")
+    [result] = [b for b in repair(mirror, source).bags if b.bag == bag]
+    assert result.replaced == ["data/text.txt"]
+    assert (result.status, result.valid_after) == ("failed", False)
+    assert "left untouched" in result.message
+    assert (mirror / bag / "data" / "stray.txt").read_text() == "someone put this here"
