@@ -109,6 +109,21 @@ class Watch:
 SECRET = b"the secret the bag points at\n"
 
 
+def test_the_watch_sees_a_read_through_a_symlink(tmp_path) -> None:
+    """The control: the inotify watch does see what a verifier following a link would do."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "secret.txt").write_bytes(SECRET)
+    os.symlink(folder / "secret.txt", tmp_path / "link.txt")
+    watch = Watch(folder)
+    try:
+        assert watch.events() == []
+        subprocess.run([sys.executable, "-c", f"open({str(tmp_path / 'link.txt')!r}, 'rb').read()"], check=True)
+        assert {name for _mask, name in watch.events()} == {"secret.txt"}
+    finally:
+        watch.close()
+
+
 @pytest.fixture
 def outside(tmp_path: Path):
     """A folder beside the bags, holding what a malicious bag points at; watched."""
@@ -247,6 +262,19 @@ def test_names_with_newlines_cannot_forge_report_lines(tmp_path) -> None:
     assert lines[0].startswith(f"BAD  {bag}: "), human.stdout
     assert not [line for line in lines if line.startswith("OK")], "a file name forged a verdict line"
     assert all(line.startswith(("BAD  ", "     error ", "     warning ")) for line in lines), human.stdout
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG archiver/bagit_parse.py iter_text_lines catches UnicodeDecodeError only; Python's UTF-16 "
+    "decoder raises plain UnicodeError ('UTF-16 stream does not start with BOM'), so `archiver "
+    "verify` dies with a traceback on a bag declaring UTF-16 whose bag-info.txt has no BOM"))
+def test_utf16_tag_file_without_bom_is_reported_not_a_crash(tmp_path) -> None:
+    bag = build_bag(tmp_path / "bags" / "utf16", encoding="UTF-16")
+    info = bag / "bag-info.txt"
+    info.write_bytes(info.read_bytes()[2:])  # the byte-order mark removed
+    seal(bag, encoding="UTF-16")
+    _run, _report, codes = verify_attack(bag)
+    assert "tag-file-undecodable" in codes
 
 
 # -- sizes -----------------------------------------------------------------------------------------------
