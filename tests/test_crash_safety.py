@@ -440,3 +440,75 @@ def test_directory_mirror_survives_sigkill_at_random_moments(tmp_path: Path, zyg
         assert receipts == {b.name for b in list_bag_dirs(source)}
     print(f"mirror: {kills} kills, {mid_way} mid-way, {len(targets)} targets")
 
+
+
+# -- fsync before rename ------------------------------------------------------------------------------
+
+class SyncSpy:
+    """Records, in order, every fsync (by the path its descriptor names) and every rename."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.log: list[tuple[str, ...]] = []
+        real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+        def fsync(fd: int) -> None:
+            self.log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+            real_fsync(fd)
+
+        def rename(src, dst, *args, **kwargs) -> None:
+            self.log.append(("rename", os.path.abspath(src), os.path.abspath(dst)))
+            real_rename(src, dst, *args, **kwargs)
+
+        def replace(src, dst, *args, **kwargs) -> None:
+            self.log.append(("rename", os.path.abspath(src), os.path.abspath(dst)))
+            real_replace(src, dst, *args, **kwargs)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "rename", rename)
+        monkeypatch.setattr(os, "replace", replace)
+
+    def check(self) -> list[str]:
+        """Every file and folder published by a rename was fsynced before it (under this
+        name or one it was renamed from); a renamed folder's parent is fsynced after it.
+        Returns the renames checked."""
+        checked = []
+        synced: set[str] = set()
+        for index, entry in enumerate(self.log):
+            if entry[0] == "fsync":
+                synced.add(entry[1])
+                continue
+            _, src, dst = entry
+            if os.path.isdir(dst):
+                for dirpath, _dirs, files in os.walk(dst):
+                    for name in [*files, ""]:
+                        published = os.path.join(dirpath, name).rstrip("/")
+                        original = src + published[len(dst):]
+                        assert original in synced, f"{original} was not fsynced before its rename"
+                after = {e[1] for e in self.log[index + 1:] if e[0] == "fsync"}
+                assert os.path.dirname(dst) in after, f"the folder holding {dst} was not fsynced after the rename"
+                synced |= {dst + p[len(src):] for p in synced if p == src or p.startswith(src + "/")}
+            else:
+                assert src in synced, f"{src} was not fsynced before its rename to {dst}"
+                synced.add(dst)
+            checked.append(dst)
+        return checked
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+def test_bags_and_mirrored_bags_are_fsynced_before_their_rename(tmp_path: Path, monkeypatch) -> None:
+    from archiver.bag import write_bag
+    from archiver.mirror import DirectoryTarget, mirror_collection
+
+    root = tmp_path / "bags"
+    root.mkdir()
+    spy = SyncSpy(monkeypatch)
+    bag = write_bag(root, "essay-20261125T093000Z", {"text.txt": b"Title: T\n\nText.\n",
+                                                     "attachments/a.pdf": b"%PDF"}, [("Source-URL", "u")])
+    append_event(root, Event(type="capture", outcome="success", bag=bag.name))
+    assert spy.log[-1] == ("fsync", str(events_path(root))), "the event line is fsynced"
+    assert str(bag) in spy.check()
+    spy.log.clear()
+    target = tmp_path / "copy"
+    report = mirror_collection(root, DirectoryTarget(target), workers=1)
+    assert report.ok
+    assert str(target / bag.name) in spy.check()
