@@ -15,13 +15,13 @@ only when neither trick works on the machine it runs on.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from archiver.cli import app
+from archiver.collection import list_bag_dirs
 from s3fixture import make_bags
 
 runner = CliRunner()
@@ -217,12 +217,8 @@ def test_every_catalogue_verb_on_a_missing_root_is_exit_3(tmp_path) -> None:
         assert not missing.exists(), f"{args} created the root it was asked to read"
 
 
-def test_snapshot_leaves_no_trace_in_a_root_it_could_not_use(tmp_path, http_server) -> None:
-    """A root that vanishes under an existing parent is created; one under a file never is."""
-    a_file = tmp_path / "plain"
-    a_file.write_text("x")
-    snapshot_into(a_file / "deep" / "bags", http_server)
-    assert a_file.read_text() == "x"
-    shutil.rmtree(tmp_path / "absent", ignore_errors=True)
-    code, output = snapshot_into(tmp_path / "absent" / "bags", http_server)
+def test_absent_root_is_created_with_its_parents(tmp_path, http_server) -> None:
+    root = tmp_path / "absent" / "bags"
+    code, output = snapshot_into(root, http_server)
     assert code == 0, output
+    assert len(list_bag_dirs(root)) == 1 and (root / ".archiver" / "events.jsonl").is_file()
