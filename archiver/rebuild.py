@@ -93,7 +93,9 @@ def rederive(bag_dir: Path) -> tuple[CaptureMaterial, bytes, dict[str, str]]:
         raise SourceError(f"{bag_dir.name}: capture.warc.gz is damaged ({exc}); "
                           "check the bag with `archiver verify`") from exc
     try:
-        final = read_final_response(warc)
+        final = read_final_response(warc, final_url=metadata.get("final_url"))
+    except SourceError:
+        raise
     except Exception as exc:  # warcio raises assorted errors on a damaged archive
         raise SourceError(f"{bag_dir.name}: capture.warc.gz is unreadable: {exc}") from exc
     if final is None:

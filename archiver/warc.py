@@ -51,7 +51,7 @@ class _RecordGzipWriter:
 
     def getvalue(self) -> bytes:
         return b"".join(self.members)
-from .errors import StorageError
+from .errors import StorageError, TooLarge
 from .events import iso
 from .fetch import Capture, Exchange
 
@@ -122,16 +122,39 @@ def resource_to_warc(uri: str, body: bytes, content_type: str, when: datetime) -
     return out.getvalue()
 
 
-def read_final_response(warc_bytes: bytes) -> tuple[str, bytes, dict[str, str]] | None:
-    """(target URI, decoded body, HTTP headers) of the last response or resource
-    record in a WARC; None if it has none. Used to re-derive text offline."""
+def read_final_response(warc_bytes: bytes, final_url: str | None = None,
+                        max_bytes: int = 50 * 1024 * 1024) -> tuple[str, bytes, dict[str, str]] | None:
+    """(target URI, decoded body, HTTP headers) of a capture's page in its WARC:
+    the 200 response (or resource) record for ``final_url``, else the last
+    such record that is not an attachment's; None if there is none. Bodies
+    are inflated with a cap: over ``max_bytes`` raises TooLarge, so a gzip
+    bomb in a stored WARC cannot exhaust memory. Used to re-derive text offline.
+    """
     found = None
     for record in ArchiveIterator(io.BytesIO(warc_bytes)):
-        if record.rec_type in ("response", "resource"):
-            uri = record.rec_headers.get_header("WARC-Target-URI")
-            headers = dict(record.http_headers.headers) if record.http_headers else {}
-            found = (uri, record.content_stream().read(), headers)
+        if record.rec_type not in ("response", "resource"):
+            continue
+        if record.rec_type == "response" and (record.http_headers is None
+                                              or record.http_headers.get_statuscode() != "200"):
+            continue
+        uri = record.rec_headers.get_header("WARC-Target-URI")
+        headers = dict(record.http_headers.headers) if record.http_headers else {}
+        body = _read_capped(record.content_stream(), max_bytes, uri)
+        if final_url is not None and uri == final_url:
+            return uri, body, headers
+        if found is None or final_url is None:
+            found = (uri, body, headers)
     return found
+
+
+def _read_capped(stream, max_bytes: int, uri: str) -> bytes:
+    """Read a (decoding) stream in small chunks, stopping as soon as it passes the cap."""
+    body = bytearray()
+    while chunk := stream.read(1 << 16):
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLarge(f"the stored response for {uri} inflates past the {max_bytes:,}-byte cap")
+    return bytes(body)
 
 
 @dataclass
@@ -173,8 +196,9 @@ def iter_html_responses(path: Path, url_filter: str | None = None,
                 continue
             member = _member(raw, entry)
             record = next(iter(ArchiveIterator(io.BytesIO(member))))
-            body = record.content_stream().read(max_bytes + 1)
-            if len(body) > max_bytes:
+            try:
+                body = _read_capped(record.content_stream(), max_bytes, entry["uri"])
+            except TooLarge:
                 continue
             request = requests_by_id.get(entry["id"]) or requests_by_uri.get(entry["uri"])
             records = member + (_member(raw, request) if request else b"")
