@@ -250,28 +250,52 @@ class LocalDigests:
         failures: list[HashFailure] = []
         results = self._results if self._results is not None else \
             ((i, *_digest_batch(self.root, batch)) for i, batch in enumerate(self.batches))
-        widths = {}
+        widths: dict[str, int] = {}
         done = 0
         for index, batch_sizes, hexes, failed in results:
             batch = self.batches[index]
             done += len(batch)
-            offset = 0
-            for (path, _size, algorithms), size in zip(batch, batch_sizes):
-                if size < 0:
-                    continue
-                sizes[path] = size
-                for algorithm in algorithms:
-                    width = widths.get(algorithm)
-                    if width is None:
-                        width = widths[algorithm] = _constructor(algorithm)().digest_size * 2
-                        tables[algorithm] = {}
-                    tables[algorithm][path] = hexes[offset:offset + width]
-                    offset += width
+            if not failed and len({job[2] for job in batch}) == 1:
+                self._take_uniform(batch, batch_sizes, hexes, widths, tables, sizes)
+            else:
+                self._take_each(batch, batch_sizes, hexes, widths, tables, sizes)
             failures += failed
             if on_progress:
                 on_progress(done, self.total, "hashing")
         self.close()
         return tables, sizes, failures
+
+    @staticmethod
+    def _width(algorithm: str, widths: dict[str, int], tables: dict[str, dict[str, str]]) -> int:
+        width = widths.get(algorithm)
+        if width is None:
+            width = widths[algorithm] = _constructor(algorithm)().digest_size * 2
+            tables.setdefault(algorithm, {})
+        return width
+
+    def _take_uniform(self, batch, batch_sizes, hexes, widths, tables, sizes) -> None:
+        """A batch whose files all succeeded with the same algorithms: the hex
+        string has a fixed stride, so each table is filled by slicing in bulk."""
+        paths = [job[0] for job in batch]
+        sizes.update(zip(paths, batch_sizes))
+        algorithms = batch[0][2]
+        stride = sum(self._width(alg, widths, tables) for alg in algorithms)
+        offset = 0
+        for alg in algorithms:
+            width = widths[alg]
+            tables[alg].update(zip(paths, (hexes[i:i + width] for i in range(offset, len(hexes), stride))))
+            offset += width
+
+    def _take_each(self, batch, batch_sizes, hexes, widths, tables, sizes) -> None:
+        offset = 0
+        for (path, _size, algorithms), size in zip(batch, batch_sizes):
+            if size < 0:
+                continue
+            sizes[path] = size
+            for algorithm in algorithms:
+                width = self._width(algorithm, widths, tables)
+                tables[algorithm][path] = hexes[offset:offset + width]
+                offset += width
 
     def close(self) -> None:
         if self._pool is not None:

@@ -89,15 +89,14 @@ def _collect_local(check: Any, present: dict[str, FileEntry], digests: LocalDige
     """Wait for the workers; fill in the sizes they saw (and, for files they
     could not open, what the folder says)."""
     tables, sizes, failures = digests.wait(check.on_progress)
-    for path, entry in present.items():
-        if path not in sizes:
-            if entry.size >= 0:
-                sizes[path] = entry.size
-                continue
-            try:  # the workers could not open it
-                sizes[path] = os.lstat(os.path.join(check.reader.path, path)).st_size
-            except OSError:
-                sizes[path] = 0
+    for path in present.keys() - sizes.keys():
+        if present[path].size >= 0:
+            sizes[path] = present[path].size
+            continue
+        try:  # the workers could not open it
+            sizes[path] = os.lstat(os.path.join(check.reader.path, path)).st_size
+        except OSError:
+            sizes[path] = 0
     check.sizes = sizes
     return tables, failures
 
