@@ -234,9 +234,14 @@ class Fetcher:
                 continue
             break
         else:
+            urls = [e.url for e in exchanges]
+            if len(set(urls)) < len(urls):  # say it is a loop: retrying later will not help
+                loop = next(urls[i:urls.index(u, i + 1) + 1] for i, u in enumerate(urls) if u in urls[i + 1:])
+                raise FetchError(f"more than {self.settings.max_redirects} redirects: a loop "
+                                 f"({' -> '.join(loop)})")
             raise FetchError(
                 f"more than {self.settings.max_redirects} redirects "
-                f"({' -> '.join(e.url for e in exchanges[:3])} -> …)")
+                f"({' -> '.join(urls[:3])} -> …)")
         final = exchanges[-1]
         redirects = [{"url": e.url, "status": e.status} for e in exchanges]
         if final.status == 304 and conditional:

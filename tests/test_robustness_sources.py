@@ -62,8 +62,9 @@ FAULTS = [
     Fault("http-429-retry-after", r"HTTP 429 .*after 1 retries"),
     Fault("connection-refused", r"cannot connect: connection refused"),
     Fault("never-answers", r"read timeout \(1 s\)"),
-    Fault("redirect-loop", r"more than 10 redirects"),
-    Fault("redirect-chain-over-cap", r"more than 10 redirects"),
+    Fault("redirect-loop", r"more than 10 redirects: a loop \(http://\S+/loop-a -> http://\S+/loop-b -> "
+                           r"http://\S+/loop-a\)"),
+    Fault("redirect-chain-over-cap", r"more than 10 redirects \(http://\S+/chain-0 -> .*chain-2 -> …\)$"),
     Fault("body-over-cap-declared", r"300,000 bytes \(Content-Length\) is over the 200,000-byte cap"),
     Fault("body-over-cap-streamed", r"over the 200,000-byte cap \(stopped reading\)"),
     Fault("gzip-bomb", r"inflates past the 200,000-byte cap"),
