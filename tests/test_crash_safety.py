@@ -512,3 +512,11 @@ def test_bags_and_mirrored_bags_are_fsynced_before_their_rename(tmp_path: Path, 
     report = mirror_collection(root, DirectoryTarget(target), workers=1)
     assert report.ok
     assert str(target / bag.name) in spy.check()
+    # repair swaps a staged replacement in: it too must be on disk before the swap
+    from archiver.repair import repair
+    damaged = target / bag.name / "data" / "text.txt"
+    damaged.write_bytes(damaged.read_bytes().upper())
+    spy.log.clear()
+    repaired = repair(target, root)
+    assert repaired.ok and damaged.read_bytes() == (bag / "data" / "text.txt").read_bytes()
+    assert str(damaged) in spy.check()
