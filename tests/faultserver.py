@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -119,6 +120,36 @@ def gzip_bomb(log: FaultLog, inflated: int) -> Handler:
         handler.wfile.write(body)
 
     handle.compressed_size = len(body)  # type: ignore[attr-defined]
+    return handle
+
+
+def stalls_mid_body(log: FaultLog, limit: float = 30.0) -> Handler:
+    """Headers and the start of the body, then silence until the test ends."""
+
+    def handle(handler) -> None:
+        log.hit(handler.path)
+        _head(handler, 200, {"Content-Type": "text/html", "Content-Length": "100000"})
+        handler.wfile.write(b"<html><body><p>The start of a page that never")
+        handler.wfile.flush()
+        log.release.wait(limit)
+        handler.close_connection = True
+
+    return handle
+
+
+def raw_answer(log: FaultLog, data: bytes, reset: bool = False) -> Handler:
+    """Write ``data`` as the whole answer (not HTTP, a broken chunk, ...), or reset the connection."""
+
+    def handle(handler) -> None:
+        log.hit(handler.path)
+        handler.close_connection = True
+        if reset:
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.connection.close()
+            return
+        handler.wfile.write(data)
+        handler.wfile.flush()
+
     return handle
 
 

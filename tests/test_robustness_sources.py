@@ -75,6 +75,16 @@ FAULTS = [
     Fault("markup-without-text", r"no text could be extracted from the page"),
     Fault("robots-disallow", r"robots\.txt at http://127\.0\.0\.1:\d+ disallows this URL"),
     Fault("robots-5xx", r"robots\.txt answered 503; treated as disallow-all"),
+    # Beyond the list: answers that are not HTTP, or broken on the wire.
+    Fault("not-http", r"BadStatusLine"),
+    Fault("connection-reset", r"[Cc]onnection reset"),
+    Fault("stalls-mid-body", r"body stalled past the read timeout"),
+    Fault("invalid-gzip", r"not valid compressed data"),
+    Fault("unsupported-encoding", r"unsupported Content-Encoding 'br'"),
+    Fault("broken-chunked", r"connection broke while reading the body"),
+    Fault("redirect-to-javascript", r"redirect to a non-http URL: javascript:"),
+    Fault("header-line-too-long", r"got more than 65536 bytes when reading header line"),
+    Fault("http-599", r"HTTP 599"),
     Fault("wrong-charset", "", captured=True),
     Fault("unknown-charset", "", captured=True),
     Fault("malformed-html", "", captured=True),
@@ -137,6 +147,18 @@ class FaultyWeb:
         self.robots_down.routes["/robots.txt"] = fs.always(log, 503, b"down")
         self.robots_down.add("/page", page("Behind broken robots", GOOD_WORDS))
         self.urls["robots-5xx"] = self.robots_down.url("/page")
+        self._route("not-http", "/not-http", fs.raw_answer(log, b"NOT HTTP AT ALL\r\n\r\n"))
+        self._route("connection-reset", "/reset", fs.raw_answer(log, b"", reset=True))
+        self._route("stalls-mid-body", "/stalls", fs.stalls_mid_body(log))
+        self._route("invalid-gzip", "/invalid-gzip", fs.always(log, 200, b"\x1f\x8bnot really gzip data",
+                                                               Content_Type="text/html", Content_Encoding="gzip"))
+        self._route("unsupported-encoding", "/brotli", fs.always(log, 200, b"abcde", Content_Type="text/html",
+                                                                 Content_Encoding="br"))
+        self._route("broken-chunked", "/chunked", fs.raw_answer(
+            log, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"))
+        self._route("redirect-to-javascript", "/to-js", fs.always(log, 302, Location="javascript:alert(1)"))
+        self._route("header-line-too-long", "/long-header", fs.always(log, 302, Location="/" + "a" * 100_000))
+        self._route("http-599", "/599", fs.always(log, 599))
         # Recoverable faults.
         latin = ("<html><head><title>Caf\u00e9 society</title></head><body><article><h1>Caf\u00e9 society</h1>"
                  "<p>The caf\u00e9 served \u201cstrong\u201d coffee to na\u00efve visitors every single "
