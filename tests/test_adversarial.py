@@ -277,6 +277,37 @@ def test_utf16_tag_file_without_bom_is_reported_not_a_crash(tmp_path) -> None:
     assert "tag-file-undecodable" in codes
 
 
+def test_nul_in_a_manifest_path_is_reported(tmp_path, outside) -> None:
+    bag = build_bag(tmp_path / "bags" / "nul", tag_manifest=False)
+    add_manifest_lines(bag, "data/nul\x00../../outside/secret.txt", SECRET)
+    seal(bag)
+    _run, report, codes = verify_attack(bag)
+    assert codes == {"path-unsafe"}
+    assert all("NUL" in p["message"] for p in report["problems"])
+
+
+def test_path_longer_than_the_os_allows_is_a_clear_error_not_a_crash(tmp_path) -> None:
+    """Folders nested past PATH_MAX (made with dir fds, as an attacker's archive could)."""
+    bag = build_bag(tmp_path / "bags" / "deep")
+    fd = os.open(bag / "data", os.O_RDONLY)
+    for _ in range(25):
+        os.mkdir("d" * 200, dir_fd=fd)
+        inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    leaf = os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(leaf, b"x")
+    os.close(leaf)
+    os.close(fd)
+    run = run_cli("verify", "--json", str(bag))
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert run.code in (1, 3), run.stdout[-2000:]
+    document = run.json()
+    reasons = [e["error"] for e in document["errors"]] + [p["message"] for b in document["bags"]
+                                                          for p in b["problems"]]
+    assert any("too long" in r for r in reasons), reasons
+
+
 # -- sizes -----------------------------------------------------------------------------------------------
 
 def test_100_mb_single_line_bag_info_is_refused_in_bounded_memory(tmp_path, baseline_mb) -> None:
