@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 from .errors import StorageError
@@ -58,7 +58,16 @@ def remove_leftovers(root: Path) -> list[Path]:
 
 
 def make_temp_dir(root: Path, label: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{label}-", dir=root))
+    """A new ``.tmp-<label>-*`` folder in ``root``, with the mode ``mkdir`` gives (umask
+    applied), not mkdtemp's 0700: it becomes a bag by rename and keeps its mode."""
+    for _ in range(100):
+        path = Path(root) / f"{TMP_PREFIX}{label}-{uuid.uuid4().hex[:12]}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name in {root}")  # pragma: no cover
 
 
 def fsync_path(path: Path) -> None:

@@ -222,3 +222,18 @@ def test_absent_root_is_created_with_its_parents(tmp_path, http_server) -> None:
     code, output = snapshot_into(root, http_server)
     assert code == 0, output
     assert len(list_bag_dirs(root)) == 1 and (root / ".archiver" / "events.jsonl").is_file()
+
+
+def test_bag_folders_get_the_permissions_mkdir_gives(tmp_path, http_server) -> None:
+    """Bags are built in a temporary folder and renamed: the bag must not keep a temporary
+    folder's private 0700 mode, or colleagues and mirror jobs running as other users
+    (same group, umask permitting) could not read the collection."""
+    root = tmp_path / "bags"
+    code, output = snapshot_into(root, http_server)
+    assert code == 0, output
+    probe = root / "probe"
+    probe.mkdir()
+    expected = probe.stat().st_mode & 0o777
+    [bag] = list_bag_dirs(root)
+    for folder in (bag, bag / "data"):
+        assert folder.stat().st_mode & 0o777 == expected, f"{folder}: {oct(folder.stat().st_mode & 0o777)}"
