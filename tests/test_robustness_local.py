@@ -14,7 +14,13 @@ only when neither trick works on the machine it runs on.
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +31,7 @@ from archiver.collection import list_bag_dirs
 from s3fixture import make_bags
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parent.parent
 
 PAGE = ("<html><head><title>T</title></head><body><article><p>A paragraph long enough to be "
         "extracted as the body of a page.</p></article></body></html>")
@@ -237,3 +244,30 @@ def test_bag_folders_get_the_permissions_mkdir_gives(tmp_path, http_server) -> N
     [bag] = list_bag_dirs(root)
     for folder in (bag, bag / "data"):
         assert folder.stat().st_mode & 0o777 == expected, f"{folder}: {oct(folder.stat().st_mode & 0o777)}"
+
+
+def test_a_write_that_fails_mid_bag_leaves_nothing_and_the_batch_goes_on(tmp_path, http_server) -> None:
+    """A full disk, simulated with RLIMIT_FSIZE (writes past 200 kB fail with EFBIG): the bag
+    being written is abandoned whole, with the reason; the next source is still bagged."""
+    rng = random.Random(7)
+    words = " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+                     for _ in range(40_000))  # incompressible enough to pass 200 kB as a WARC
+    big = http_server.add("/big", f"<html><head><title>Big</title></head><body><article><p>{words}</p>"
+                                  "</article></body></html>")
+    small = http_server.add("/small", PAGE)
+    root = tmp_path / "bags"
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    proc = subprocess.run([sys.executable, "-m", "archiver.cli", "snapshot", big, small, "--root", str(root),
+                           "--delay", "0", "--json"], capture_output=True, text=True, timeout=60,
+                          preexec_fn=small_disk, cwd=REPO)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 3, proc.stdout
+    outcomes = {s["source"]: s for s in json.loads(proc.stdout)["sources"]}
+    assert outcomes[big]["outcome"] == "failed" and "File too large" in outcomes[big]["reason"]
+    assert outcomes[small]["outcome"] == "captured"
+    assert [b.name for b in list_bag_dirs(root)] == [outcomes[small]["bag"]]
+    assert sorted(p.name for p in root.iterdir()) == sorted([".archiver", outcomes[small]["bag"]])
