@@ -90,8 +90,8 @@ def parse_bagit_txt(raw: bytes) -> tuple[str | None, str | None, list[Finding]]:
         raw = raw[len(codecs.BOM_UTF8):]
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        findings.append(Finding("bagit-txt-malformed", where, f"bagit.txt is not UTF-8 ({exc.reason})"))
+    except UnicodeError as exc:  # UTF-16 without a BOM raises plain UnicodeError
+        findings.append(Finding("bagit-txt-malformed", where, f"bagit.txt is not UTF-8 ({getattr(exc, 'reason', exc)})"))
         return None, None, findings
     lines = _LINE_BREAK.split(text)
     if lines and lines[-1] == "":
@@ -166,9 +166,9 @@ def iter_line_batches(stream: BinaryIO, encoding: str, where: str, findings: lis
         chunk = stream.read(_READ_CHUNK)
         try:
             text = decoder.decode(chunk, final=not chunk)
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # UTF-16 without a BOM raises plain UnicodeError
             findings.append(Finding("tag-file-undecodable", where,
-                                    f"{where} is not valid {encoding} near line {number + 1} ({exc.reason})"))
+                                    f"{where} is not valid {encoding} near line {number + 1} ({getattr(exc, 'reason', exc)})"))
             return
         if cr_pending and text.startswith("\n"):
             text = text[1:]

@@ -255,18 +255,27 @@ _MODE_LABELS = {
 }
 
 
+def one_line(text: str) -> str:
+    """Escape line breaks and other control characters, so a hostile file name
+    can never print a line of its own (a forged "OK" verdict, say)."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(text))
+
+
 def _print_bag_report(report: Any) -> None:
     good, bad = _MODE_LABELS[report.mode]
     version = f", BagIt {report.version}" if report.version else ""
+    location = one_line(report.location)
     if report.valid:
-        out.print(f"OK   {report.location}: {good} ({report.files} files, {report.bytes} bytes{version})",
+        out.print(f"OK   {location}: {good} ({report.files} files, {report.bytes} bytes{version})",
                   markup=False)
     else:
-        out.print(f"BAD  {report.location}: {bad}: {len(report.problems)} problem(s){version}", markup=False)
+        out.print(f"BAD  {location}: {bad}: {len(report.problems)} problem(s){version}", markup=False)
     for problem in report.problems:
-        out.print(f"     error    {problem.code}  {problem.path}: {problem.message}", markup=False)
+        out.print(f"     error    {problem.code}  {one_line(problem.path)}: {one_line(problem.message)}",
+                  markup=False)
     for warning in report.warnings:
-        out.print(f"     warning  {warning.code}  {warning.path}: {warning.message}", markup=False)
+        out.print(f"     warning  {warning.code}  {one_line(warning.path)}: {one_line(warning.message)}",
+                  markup=False)
 
 
 @app.command()

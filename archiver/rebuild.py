@@ -35,6 +35,7 @@ from .events import parse_iso
 from .extract import extract_html
 from .fetch import parse_content_type
 from .snapshot import CaptureMaterial, write_capture_bag
+from .bagreader import LocalBag
 from .warc import read_final_response
 
 
@@ -54,13 +55,20 @@ class RebuildResult:
 
 def _read_bag(bag_dir: Path) -> tuple[dict, bytes, bytes, dict[str, str]]:
     """(metadata, text bytes, WARC bytes, bag-info elements) of a bag on disk."""
+    reader = LocalBag(bag_dir)  # never follows a symlink, never opens outside the bag
+
+    def read(relpath: str) -> bytes:
+        try:
+            with reader.open(relpath) as stream:
+                return stream.read()
+        except FileNotFoundError as exc:
+            raise SourceError(f"{bag_dir.name} has no {relpath}: cannot rebuild it") from exc
+
     try:
-        metadata = json.loads((bag_dir / "data" / "metadata.json").read_bytes())
-        text = (bag_dir / "data" / "text.txt").read_bytes()
-        warc = (bag_dir / "data" / "capture.warc.gz").read_bytes()
-        info_lines = (bag_dir / "bag-info.txt").read_text("utf-8").splitlines()
-    except FileNotFoundError as exc:
-        raise SourceError(f"{bag_dir.name} has no {Path(exc.filename).name}: cannot rebuild it") from exc
+        metadata = json.loads(read("data/metadata.json"))
+        text = read("data/text.txt")
+        warc = read("data/capture.warc.gz")
+        info_lines = read("bag-info.txt").decode("utf-8").splitlines()
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot read bag {bag_dir.name}: {exc}") from exc
     if not isinstance(metadata, dict):
