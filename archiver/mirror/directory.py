@@ -77,8 +77,8 @@ class DirectoryTarget:
         else:
             final, partial = self._final(name), self._partial(name)
             folder = str(final) if final.is_dir() else str(partial) if partial.is_dir() else None
-        if folder is None:
-            return None
+        if folder is None or os.path.islink(folder):
+            return None  # a link planted at the target is not a copy of the bag (begin() removes it)
         try:
             files = file_sizes(folder)
         except OSError as exc:
@@ -122,6 +122,14 @@ class DirectoryTarget:
         final, partial = self._final(name), self._partial(name)
         try:
             self.delete_receipt(name)
+            # Never write through a symlink planted at the target: remove the
+            # link itself (what it points to is left alone), and start afresh
+            # from any copy that holds a link somewhere inside.
+            for folder in (final, partial):
+                if folder.is_symlink():
+                    folder.unlink()
+                elif folder.is_dir() and _holds_symlink(folder):
+                    shutil.rmtree(folder)
             if final.is_dir():
                 if partial.exists():
                     shutil.rmtree(partial)
@@ -229,6 +237,14 @@ def _inside(folder: Path, path: str) -> Path:
     except ValueError as exc:
         raise StorageError(f"refusing to write {path!r} under {folder}: {exc}") from exc
     return folder / path
+
+
+def _holds_symlink(folder: Path) -> bool:
+    try:
+        file_sizes(str(folder), allow_symlinks=False)
+    except IsADirectoryError:
+        return True
+    return False
 
 
 def _same_bytes(path: str, content: bytes) -> bool:
