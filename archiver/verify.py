@@ -129,23 +129,41 @@ class BagReport:
 
 
 class _Collector:
-    """Problems and warnings of one bag, deduplicated and capped per code."""
+    """Problems and warnings of one bag, deduplicated and capped per code.
+
+    Past the cap only counts are kept: a finding is then remembered by its hash
+    alone (a million missing files must not cost a million kept messages); two
+    different findings sharing a 64-bit hash would be counted once, a chance of
+    about 1 in 10^7 for a million findings. ``unique=True``: the caller
+    guarantees it never adds this finding twice, so not even the hash is kept."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self._seen: set[tuple[bool, str, str, str]] = set()
+        self._past_cap: set[int] = set()
         self._counts: dict[tuple[bool, str], int] = {}
 
-    def add(self, code: str, path: str, message: str, error: bool = True) -> None:
+    def add(self, code: str, path: str, message: str, error: bool = True, unique: bool = False) -> None:
         key = (error, code, path, message)
         if key in self._seen:
             return
-        self._seen.add(key)
         count = self._counts.get((error, code), 0) + 1
+        if count > MAX_PER_CODE:
+            if not unique:
+                digest = hash(key)
+                if digest in self._past_cap:
+                    return
+                self._past_cap.add(digest)
+            self._counts[(error, code)] = count
+            return
+        self._seen.add(key)
         self._counts[(error, code)] = count
-        if count <= MAX_PER_CODE:
-            (self.problems if error else self.warnings).append(Problem(code, path, message))
+        (self.problems if error else self.warnings).append(Problem(code, path, message))
+
+    def append(self, finding: Finding) -> None:
+        """A parser's findings go straight in: see ``parse_manifest_map``."""
+        self.add(finding.code, finding.path, finding.message, finding.error)
 
     def extend(self, findings: list[Finding]) -> None:
         for f in findings:

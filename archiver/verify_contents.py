@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from itertools import filterfalse
 from typing import Any
 
 from .bagit_parse import (
@@ -38,11 +39,15 @@ _SYSTEM_FILE = re.compile(r"(?:^|/|\x00)(?:%s|\._[^\x00/]*)(?=\x00|$)"
                           % "|".join(re.escape(n) for n in sorted(SYSTEM_FILES)), re.IGNORECASE)
 
 
+_SLICE = 10_000  # names per regex pass in _warn_names
+
+
 @dataclass
 class Manifest:
     name: str
     algorithm: str
-    entries: dict[str, str]   # listed path -> expected digest (first occurrence)
+    entries: dict[str, bytes | str]   # listed path -> expected digest (first occurrence): raw bytes,
+    #                                     or lower-case hex for an algorithm of unknown digest length
     supported: bool
     is_tag: bool
 
@@ -126,33 +131,47 @@ def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, File
     fetch_entries: list[FetchEntry] = []
     if "fetch.txt" in present:
         fetch_entries = _read_fetch(check)
-    fetch_paths = {e.path for e in fetch_entries}
 
-    # Set operations in C for the common case (every listed name is a file's exact name).
-    listed_paths = set().union(*(m.entries.keys() for m in manifests))
-    exact = listed_paths & present.keys()
-    resolved: dict[str, str | None] = dict(zip(exact, exact))
-    resolver = _Resolver(present, out)
-    for path in sorted(listed_paths - exact):
-        resolved[path] = resolver.resolve(path)
-    missing: dict[str, list[str]] = {}
-    for manifest in manifests:
-        for path in manifest.entries.keys() - exact:
-            if resolved[path] is None and path not in symlinks:
-                missing.setdefault(path, []).append(manifest.name)
-    for path, where in sorted(missing.items()):
-        note = " (it is listed in fetch.txt and has not been fetched: the bag is incomplete)" \
-            if path in fetch_paths else ""
-        out.add("file-missing", path, f"{path} is listed in {', '.join(where)} but is absent{note}")
-
-    _check_payload_listed(check, present, payload_manifests, resolved, exact)
+    renamed, absent = _report_missing(check, manifests, present, symlinks, {e.path for e in fetch_entries})
+    _check_payload_listed(check, present, payload_manifests, renamed)
     _check_tag_manifests(check, present, payload_manifests, tag_manifests)
-    _warn_names(check, set(present) | set(resolved))
+    _warn_names(check, manifests, present, absent)
+    del absent
     hashed = _collect_local(check, present, digests) if digests is not None else None
     sizes = check.sizes if digests is not None else {path: entry.size for path, entry in present.items()}
     _check_fetch(check, sizes, fetch_entries, payload_manifests)
     if check.mode == "full":
-        _check_checksums(check, present, manifests, resolved, hashed)
+        _check_checksums(check, present, manifests, renamed, hashed)
+
+
+def _report_missing(check: Any, manifests: list[Manifest], present: dict[str, FileEntry], symlinks: set[str],
+                    fetch_paths: set[str]) -> tuple[dict[str, str], list[str]]:
+    """Report every listed path that names no file, once, naming the manifests
+    that list it. Returns ({listed path: the file it names after Unicode
+    normalisation}, the sorted listed paths that are not a file's exact name).
+
+    Memory: a manifest may list a million paths; only one list of the absent
+    names (pointers to the manifests' own strings) is built, no set or dict."""
+    absent: list[str] = []
+    for index, manifest in enumerate(manifests):
+        if manifest.entries.keys() <= present.keys():
+            continue  # the common case, decided in C without building anything
+        earlier = manifests[:index]
+        absent += [path for path in manifest.entries
+                   if path not in present and not any(path in m.entries for m in earlier)]
+    absent.sort()
+    resolver = _Resolver(present, check.out)
+    renamed: dict[str, str] = {}
+    for path in absent:
+        disk = resolver.resolve(path)
+        if disk is not None:
+            renamed[path] = disk
+        elif path not in symlinks:
+            where = ", ".join(m.name for m in manifests if path in m.entries)
+            note = " (it is listed in fetch.txt and has not been fetched: the bag is incomplete)" \
+                if path in fetch_paths else ""
+            check.out.add("file-missing", path, f"{path} is listed in {where} but is absent{note}", unique=True)
+    return renamed, absent
 
 
 def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manifest | None:
@@ -163,11 +182,12 @@ def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manif
                 f"{name}: algorithm {algorithm!r} is not available, so its checksums cannot be checked")
     try:
         with check.reader.open(name) as stream:
-            listed, repeats, findings = parse_manifest_map(stream, name, algorithm, check.encoding)
+            # Findings go straight to the collector (capped); digests are kept as bytes.
+            listed, repeats, _findings = parse_manifest_map(stream, name, algorithm, check.encoding,
+                                                            binary=True, findings=out)
     except (StorageError, OSError) as exc:
         out.add("file-unreadable", name, f"cannot read {name}: {exc}")
         return None
-    out.extend(findings)
     if is_tag:
         out_of_place = [p for p in listed if p.startswith("data/")]
     elif ("\x00" + "\x00".join(listed)).count("\x00data/") == len(listed):
@@ -185,7 +205,7 @@ def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manif
     for entry in repeats:
         if entry.path.startswith("data/") == is_tag:
             continue  # already reported as out of place
-        if listed.get(entry.path) == entry.digest:
+        if _same_digest(listed.get(entry.path), entry.digest):
             out.add("duplicate-entry", entry.path,
                     f"{entry.path} is listed twice in {name} (line {entry.line}), with the same checksum",
                     error=check.strict)
@@ -193,6 +213,17 @@ def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manif
             out.add("duplicate-entry-conflict", entry.path,
                     f"{entry.path} is listed twice in {name} with different checksums (line {entry.line})")
     return Manifest(name, algorithm, listed, supported, is_tag)
+
+
+def _same_digest(kept: bytes | str | None, hex_digest: str) -> bool:
+    """A manifest's kept digest (raw bytes, or hex for an algorithm of unknown length) against hex."""
+    if isinstance(kept, bytes):
+        return kept.hex() == hex_digest
+    return kept == hex_digest
+
+
+def _hex(digest: bytes | str) -> str:
+    return digest.hex() if isinstance(digest, bytes) else digest
 
 
 def _read_fetch(check: Any) -> list[FetchEntry]:
@@ -233,21 +264,29 @@ class _Resolver:
 
 
 def _check_payload_listed(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
-                          resolved: dict[str, str | None], exact: set[str]) -> None:
+                          renamed: dict[str, str]) -> None:
     if not payload_manifests:
         return
-    payload = {path for path in present if path.startswith("data/")}
-    listed_in = [(m.entries.keys() & exact) | {resolved[p] for p in m.entries.keys() - exact if resolved[p]}
-                 for m in payload_manifests]
+    payload = sorted(path for path in present if path.startswith("data/"))
+
+    def unlisted(manifest: Manifest, paths: list[str]) -> list[str]:
+        # filterfalse runs the membership tests in C; a file named by a listed
+        # path only after Unicode normalisation counts as listed.
+        named = {disk for path, disk in renamed.items() if path in manifest.entries}
+        return [path for path in filterfalse(manifest.entries.__contains__, paths) if path not in named]
+
     if check.strict:
-        for manifest, listed in zip(payload_manifests, listed_in):
-            for path in sorted(payload - listed):
+        for manifest in payload_manifests:
+            for path in unlisted(manifest, payload):
                 check.out.add("file-not-in-manifest", path,
                               f"{path} is not listed in {manifest.name} (RFC 8493 §3: every payload "
-                              "file is listed in every payload manifest)")
+                              "file is listed in every payload manifest)", unique=True)
     else:
-        for path in sorted(payload - set().union(*listed_in)):
-            check.out.add("file-not-in-manifest", path, f"{path} is not listed in any payload manifest")
+        for manifest in payload_manifests:
+            payload = unlisted(manifest, payload)
+        for path in payload:
+            check.out.add("file-not-in-manifest", path, f"{path} is not listed in any payload manifest",
+                          unique=True)
 
 
 def _check_tag_manifests(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
@@ -290,29 +329,47 @@ def _check_fetch(check: Any, sizes: dict[str, int], fetch_entries: list[FetchEnt
                     f"fetch.txt gives {entry.length} bytes for {entry.path}; the file has {size}")
 
 
-def _warn_names(check: Any, names: set[str]) -> None:
+def _warn_names(check: Any, manifests: list[Manifest], present: dict[str, FileEntry], absent: list[str]) -> None:
+    """Warnings about every name the bag has or lists (``present`` and ``absent``
+    together, each name once): system files, names equal after Unicode
+    normalisation or case folding. Streams over the names in slices: no set
+    or lower-cased copy of a million names is built."""
     out = check.out
-    ascii_names = [name for name in names if name.isascii()]
-    # ASCII names are NFC already and fold with lower(): one dict built in C says if any collide.
-    folds = dict(zip(map(str.lower, ascii_names), ascii_names))
+
+    def is_name(name: str) -> bool:
+        return name in present or any(name in m.entries for m in manifests)
+
+    upper: dict[str, set[str]] = {}   # lower() -> ASCII names with an upper-case letter
+    non_ascii: list[str] = []
+    for names in (list(present), absent):
+        for start in range(0, len(names), _SLICE):
+            piece = names[start:start + _SLICE]
+            # One regex pass over a slice of names (joined by NUL, which no path contains).
+            joined = "\x00".join(piece)
+            for m in _SYSTEM_FILE.finditer(joined):
+                name = joined[joined.rfind("\x00", 0, m.start() + 1) + 1:m.end()]
+                out.add("system-file", name, f"{name} is an operating-system file, probably not meant as content",
+                        error=False)
+            if joined.isascii() and joined.lower() == joined:
+                continue  # no upper-case letter, nothing non-ASCII: nothing can collide (checked in C)
+            for name in piece:
+                if not name.isascii():
+                    non_ascii.append(name)
+                elif (folded := name.lower()) != name:
+                    upper.setdefault(folded, set()).add(name)
+    # ASCII names are NFC already and fold with lower(): two distinct names fold
+    # alike only if one has an upper-case letter, so ``upper`` finds every group.
     fold_groups: dict[str, set[str]] = {}
-    if len(folds) != len(ascii_names):
-        for name in ascii_names:
-            fold_groups.setdefault(name.lower(), set()).add(name)
+    for folded, group in upper.items():
+        fold_groups[folded] = group | {folded} if is_name(folded) else set(group)
     nfc_groups: dict[str, set[str]] = {}
-    for name in names:
-        if not name.isascii():
-            key, fold = normalised_key(name), casefold_key(name)
-            nfc_groups.setdefault(key, set()).add(name)
-            fold_groups.setdefault(fold, set()).add(key)
-            if fold in folds:
-                fold_groups[fold].add(folds[fold])
-    # One regex pass over all names (joined by NUL, which no path contains).
-    joined = "\x00".join(names)
-    system = [joined[joined.rfind("\x00", 0, m.start() + 1) + 1:m.end()] for m in _SYSTEM_FILE.finditer(joined)]
-    for name in system:
-        out.add("system-file", name, f"{name} is an operating-system file, probably not meant as content",
-                error=False)
+    for name in non_ascii:
+        key, fold = normalised_key(name), casefold_key(name)
+        nfc_groups.setdefault(key, set()).add(name)
+        group = fold_groups.get(fold)
+        if group is None:
+            group = fold_groups[fold] = {fold} if fold.isascii() and is_name(fold) else set()
+        group.add(key)
     for group in nfc_groups.values():
         if len(group) > 1:
             listed = ", ".join(ascii(n) for n in sorted(group))
@@ -327,27 +384,32 @@ def _warn_names(check: Any, names: set[str]) -> None:
 
 
 def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[Manifest],
-                     resolved: dict[str, str | None],
-                     hashed: tuple[dict[str, dict[str, str]], list[HashFailure]] | None) -> None:
+                     renamed: dict[str, str],
+                     hashed: tuple[dict[str, dict[str, bytes]], list[HashFailure]] | None) -> None:
     manifests = [m for m in manifests if m.supported]
+
+    def disk_name(path: str) -> str | None:
+        return path if path in present else renamed.get(path)
+
     if hashed is not None:
         tables, failures = hashed
         mismatches = []
         for manifest in manifests:
             table = tables.get(manifest.algorithm, {})
-            # Entries whose (path, digest) is exactly a hashed file's: one set difference in C.
-            for path, want in manifest.entries.items() - table.items():
-                disk = resolved.get(path)
+            if manifest.entries.items() <= table.items():
+                continue  # every entry is exactly a hashed file's (path, digest): decided in C
+            for path, want in manifest.entries.items():
+                disk = disk_name(path)
                 got = table.get(disk) if disk is not None else None
-                if got is not None and got != want:
-                    mismatches.append(HashMismatch(disk, manifest.algorithm, want, got))
+                if got is not None and (got != want if isinstance(want, bytes) else got.hex() != want):
+                    mismatches.append(HashMismatch(disk, manifest.algorithm, _hex(want), got.hex()))
     else:
         expected: dict[str, dict[tuple[str, str], None]] = {}
         for manifest in manifests:
             for path, digest in manifest.entries.items():
-                disk = resolved.get(path)
+                disk = disk_name(path)
                 if disk is not None:
-                    expected.setdefault(disk, {})[(manifest.algorithm, digest)] = None
+                    expected.setdefault(disk, {})[(manifest.algorithm, _hex(digest))] = None
         jobs: list[HashJob] = [(path, present[path].size, tuple(pairs)) for path, pairs in sorted(expected.items())]
         mismatches, failures = check_streams(check.reader.open, jobs, check.processes, check.on_progress)
     origin = {(m.algorithm, m.is_tag): m.name for m in manifests}
@@ -355,6 +417,6 @@ def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[
         manifest = origin.get((bad.algorithm, not bad.path.startswith("data/")), f"{bad.algorithm} manifest")
         check.out.add("checksum-mismatch", bad.path,
                       f"{bad.algorithm} checksum does not match {manifest}: "
-                      f"expected {bad.expected}, found {bad.found}")
+                      f"expected {bad.expected}, found {bad.found}", unique=True)
     for failure in sorted(failures, key=lambda f: f.path):
         check.out.add("file-unreadable", failure.path, f"cannot read {failure.path}: {failure.reason}")
