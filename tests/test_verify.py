@@ -254,6 +254,36 @@ def test_manifest_with_many_phantom_lines_is_capped(tmp_path: Path) -> None:
     assert elapsed < 10
 
 
+def test_findings_past_the_cap_are_counted_once() -> None:
+    from archiver.verify import _Collector
+    out = _Collector()
+    for _ in range(2):  # every finding added twice: the second time changes nothing
+        for i in range(MAX_PER_CODE + 7):
+            out.add("file-missing", f"data/f{i}", f"data/f{i} is absent")
+    out.finish()
+    assert len(out.problems) == MAX_PER_CODE + 1
+    assert out.problems[-1].message == "7 more 'file-missing' findings not listed"
+
+
+def test_case_and_normalisation_collisions_between_files_and_listed_names(tmp_path: Path) -> None:
+    bag = build_bag(tmp_path / "bag", {"data/a.txt": b"a", "data/FILE.txt": b"f", "data/x/Thumbs.db": b"t"})
+    for alg in ("sha256", "sha512"):
+        with open(bag / f"manifest-{alg}.txt", "a", encoding="utf-8") as f:
+            for name in ("data/A.txt", "data/\ufb01le.txt", "data/caf\u00e9", "data/cafe\u0301", "data/.DS_Store"):
+                f.write(f"{sha(alg, b'gone')}  {name}\n")
+    seal(bag)
+    report = verify_bag(bag, "completeness")
+    warned = {(w.code, w.path) for w in report.warnings}
+    assert {("name-collision-case", "data/A.txt"), ("name-collision-case", "data/a.txt"),
+            ("name-collision-case", "data/FILE.txt"), ("name-collision-case", "data/\ufb01le.txt"),
+            ("name-collision-normalisation", "data/caf\u00e9"),
+            ("name-collision-normalisation", "data/cafe\u0301"),
+            ("system-file", "data/x/Thumbs.db"), ("system-file", "data/.DS_Store")} <= warned
+    missing = [p.path for p in report.problems if p.code == "file-missing"]
+    assert missing == sorted(["data/A.txt", "data/\ufb01le.txt", "data/caf\u00e9", "data/cafe\u0301",
+                              "data/.DS_Store"])
+
+
 # -- parallel hashing and the BagReader protocol -------------------------------------------
 
 def test_process_pool_finds_one_bad_file_among_many(tmp_path: Path) -> None:
