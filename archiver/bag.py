@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from . import AGENT
-from .collection import fsync_path, fsync_tree, make_temp_dir
+from .collection import fsync_path, fsync_tree, make_temp_dir, release_temp_dir
 from .errors import StorageError
 from .events import iso, utc_now
 
@@ -114,6 +114,8 @@ def write_bag(
     except BaseException:
         _remove_tree(tmp)
         raise
+    finally:
+        release_temp_dir(tmp)
     return final
 
 

@@ -2,15 +2,24 @@
 
 Bags are built in temporary folders named ``.tmp-*`` inside the root, on the
 same filesystem, and renamed into place when complete and fsynced. Anything
-named ``.tmp-*`` is by definition unfinished; ``open_collection`` removes it.
+named ``.tmp-*`` is by definition unfinished; ``open_collection`` removes it,
+unless a live process holds it: ``make_temp_dir`` keeps a shared flock on the
+folder until ``release_temp_dir``, so a second run on the same root never
+deletes the bag a first run is still building (a crashed run's lock is gone).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no protection for live temporary folders
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import StorageError
 
@@ -45,11 +54,14 @@ def open_collection(root: Path | str, *, create: bool = True, clean: bool = True
 
 
 def remove_leftovers(root: Path) -> list[Path]:
-    """Remove temporary folders a crashed run left in ``root``; return them."""
+    """Remove temporary folders a crashed run left in ``root``; return them.
+    A folder a live process still holds (see ``make_temp_dir``) is left alone."""
     removed = []
     for entry in root.iterdir():
         if entry.name.startswith(TMP_PREFIX):
             if entry.is_dir() and not entry.is_symlink():
+                if _held_by_a_live_writer(entry):
+                    continue
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
@@ -57,17 +69,53 @@ def remove_leftovers(root: Path) -> list[Path]:
     return removed
 
 
+_held_temp_dirs: dict[str, int] = {}  # temporary folder -> descriptor holding its shared flock
+_held_guard = threading.Lock()
+
+
 def make_temp_dir(root: Path, label: str) -> Path:
     """A new ``.tmp-<label>-*`` folder in ``root``, with the mode ``mkdir`` gives (umask
-    applied), not mkdtemp's 0700: it becomes a bag by rename and keeps its mode."""
+    applied), not mkdtemp's 0700: it becomes a bag by rename and keeps its mode.
+    It is held (flock) until ``release_temp_dir``, or until this process ends."""
     for _ in range(100):
         path = Path(root) / f"{TMP_PREFIX}{label}-{uuid.uuid4().hex[:12]}"
         try:
             path.mkdir()
         except FileExistsError:
             continue
+        if fcntl is not None:
+            fd = os.open(path, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            with _held_guard:
+                _held_temp_dirs[str(path)] = fd
         return path
     raise FileExistsError(f"no free temporary name in {root}")  # pragma: no cover
+
+
+def release_temp_dir(path: Path) -> None:
+    """Let go of a folder from ``make_temp_dir`` (renamed into place, or removed)."""
+    with _held_guard:
+        fd = _held_temp_dirs.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _held_by_a_live_writer(folder: Path) -> bool:
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 def fsync_path(path: Path) -> None:

@@ -256,11 +256,6 @@ def test_names_with_newlines_are_reported(tmp_path, outside) -> None:
     assert any(p["code"] == "file-not-in-manifest" and p["path"] == f"data/{FORGED}" for p in report["problems"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG `archiver verify` human output (archiver/cli.py _print_bag_report, paths from "
-    "archiver/verify_contents.py): a payload file name holding a newline is printed raw, so a "
-    "file named 'x\\nOK   other-bag: valid: ...' prints a forged 'OK' verdict line; "
-    "paths should be printed escaped (as bagit_parse._printable does for unsafe paths)"))
 def test_names_with_newlines_cannot_forge_report_lines(tmp_path) -> None:
     bag = forgery_bag(tmp_path / "bags" / "forgery")
     human = run_cli("verify", str(bag))
@@ -271,10 +266,6 @@ def test_names_with_newlines_cannot_forge_report_lines(tmp_path) -> None:
     assert all(line.startswith(("BAD  ", "     error ", "     warning ")) for line in lines), human.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG archiver/bagit_parse.py iter_text_lines catches UnicodeDecodeError only; Python's UTF-16 "
-    "decoder raises plain UnicodeError ('UTF-16 stream does not start with BOM'), so `archiver "
-    "verify` dies with a traceback on a bag declaring UTF-16 whose bag-info.txt has no BOM"))
 def test_utf16_tag_file_without_bom_is_reported_not_a_crash(tmp_path) -> None:
     bag = build_bag(tmp_path / "bags" / "utf16", encoding="UTF-16")
     info = bag / "bag-info.txt"
@@ -333,10 +324,6 @@ def test_mirror_and_audit_never_follow_a_symlink_outside(tmp_path, outside) -> N
     assert {f["bag"] for f in audit.json()["failed"]} == {linked_file.name, linked_folder.name}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG archiver/mirror/directory.py: DirectoryTarget follows symlinks planted at the target "
-    "(<bag> or <bag>.partial -> a folder elsewhere): bag files are written outside the target, two "
-    "bags linked to one folder overwrite each other, and both get a receipt saying 'mirrored'"))
 def test_mirror_never_writes_through_a_symlink_planted_at_the_target(tmp_path) -> None:
     root = tmp_path / "bags"
     root.mkdir()
@@ -467,10 +454,6 @@ def test_rebuild_reports_a_damaged_warc_and_makes_no_bag(tmp_path, attack, basel
     assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG archiver/rebuild.py _read_bag reads data/*.json|txt|warc.gz with Path.read_bytes, which "
-    "follows symlinks: a bag whose capture.warc.gz links outside the collection is read, and its "
-    "contents are copied into a NEW bag"))
 def test_rebuild_never_follows_a_symlinked_warc_outside(tmp_path, outside, outside_watch) -> None:
     root = tmp_path / "bags"
     root.mkdir()

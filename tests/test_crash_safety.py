@@ -363,6 +363,39 @@ def test_catalogue_lists_a_bag_whose_indexing_was_cut_short(tmp_path: Path) -> N
         site.server.close()
 
 
+def test_a_concurrent_run_leaves_a_live_writers_temporary_folder_alone(tmp_path: Path) -> None:
+    """Two runs on one root (a cron job and a colleague): the second run's clean-up removes
+    what crashed runs left, never the folder a live run is building a bag in."""
+    site = ChangingSite()
+    root = tmp_path / "bags"
+    try:
+        assert subprocess.run(cli("snapshot", site.urls[0], "--root", str(root), "--delay", "0"), cwd=REPO,
+                              capture_output=True, timeout=60).returncode == 0
+        crashed = root / f"{TMP_PREFIX}crashed-run"
+        (crashed / "data").mkdir(parents=True)
+        live_writer = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from archiver.collection import make_temp_dir; "
+             f"print(make_temp_dir(__import__('pathlib').Path({str(root)!r}), 'live'), flush=True); "
+             "sys.stdin.read()"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            live = Path(live_writer.stdout.readline().strip())
+            assert live.is_dir() and live.name.startswith(f"{TMP_PREFIX}live-")
+            second = subprocess.run(cli("snapshot", site.urls[1], "--root", str(root), "--delay", "0"), cwd=REPO,
+                                    capture_output=True, text=True, timeout=60)
+            assert second.returncode == 0, second.stderr
+            assert not crashed.exists(), "a crashed run's leftover is removed"
+            assert live.is_dir(), "a live run's temporary folder was removed under it"
+        finally:
+            live_writer.stdin.close()
+            live_writer.wait(timeout=10)
+        third = subprocess.run(cli("snapshot", site.urls[2], "--root", str(root), "--delay", "0"), cwd=REPO,
+                               capture_output=True, text=True, timeout=60)
+        assert third.returncode == 0, third.stderr
+        assert not live.exists(), "once its writer is gone, the folder is a leftover like any other"
+    finally:
+        site.server.close()
+
+
 def test_torn_last_line_of_the_event_log_is_tolerated_reported_and_kept(tmp_path: Path) -> None:
     """What a crash in the middle of a write would leave: half a JSON line, no newline."""
     site = ChangingSite()
