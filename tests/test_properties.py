@@ -180,10 +180,8 @@ def test_any_change_to_a_bag_is_reported_and_verify_never_raises(change) -> None
 
 # -- parsers and decoders never raise ------------------------------------------------------------------
 
-# UTF-16 is left out: a UTF-16 tag file without a byte-order mark makes the decoder raise
-# UnicodeError (see test_adversarial.py::test_utf16_tag_file_without_bom_is_reported_not_a_crash).
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=2000), st.sampled_from(["UTF-8", "UTF-16-LE", "ISO-8859-1", "cp1252",
+@given(st.binary(max_size=2000), st.sampled_from(["UTF-8", "UTF-16", "UTF-16-LE", "ISO-8859-1", "cp1252",
                                                   "no-such-encoding"]))
 def test_tag_file_and_manifest_parsers_never_raise(raw: bytes, encoding: str) -> None:
     elements, findings = parse_tag_file(io.BytesIO(raw), encoding, "bag-info.txt", "1.0")
