@@ -381,9 +381,6 @@ def test_manifest_with_a_million_lines_gives_a_bounded_report(million_line_manif
     assert len(run.stdout) < 10 * MB
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG archiver/verify.py + verify_contents.py: `verify --completeness-only` of a bag with a "
-    "1,000,000-line (90 MB) manifest peaks at ~900 MB RSS and takes ~16 s on 2 cores"))
 def test_manifest_with_a_million_lines_is_checked_in_bounded_memory(million_line_manifest, baseline_mb) -> None:
     run, _report, _codes, size_mb = million_line_manifest
     # A million names must be held to check completeness; a few times the manifest's size is fair,
