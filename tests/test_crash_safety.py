@@ -419,6 +419,10 @@ def test_torn_last_line_of_the_event_log_is_tolerated_reported_and_kept(tmp_path
         assert sum(e.outcome == "success" for e in log.events) == 4
         append_event(root, Event(type="validation", outcome="success", bag=None))
         assert read_events(root).events[-1].type == "validation"
+        for verb in (["audit", "--root", str(root)], ["list", "--root", str(root)],
+                     ["history", site.urls[0], "--root", str(root)]):
+            result = subprocess.run(cli(*verb), cwd=REPO, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0 and "Traceback" not in result.stderr, (verb, result.stderr)
     finally:
         site.server.close()
 
