@@ -63,10 +63,14 @@ class DecodedDocument:
 def charset_name(label: str) -> str | None:
     """The preferred name of a charset label, or None when Python does not know it."""
     try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
+        info = codecs.lookup(label.strip().strip("\"'"))
     except (LookupError, ValueError):
         return None
-    return _PREFERRED_NAMES.get(name, name)
+    # Python also registers codecs that are not charsets ("undefined" always
+    # fails; "base64", "rot13", "zlib" are bytes-to-bytes transforms).
+    if not getattr(info, "_is_text_encoding", True) or info.name == "undefined":
+        return None
+    return _PREFERRED_NAMES.get(info.name, info.name)
 
 
 def _strict_decode(body: bytes, label: str) -> tuple[str, str] | str:
@@ -80,7 +84,7 @@ def _strict_decode(body: bytes, label: str) -> tuple[str, str] | str:
     for candidate in candidates:
         try:
             text = body.decode(candidate, errors="strict")
-        except UnicodeDecodeError:
+        except (UnicodeError, LookupError):
             continue
         return text.removeprefix("\ufeff"), candidate
     return f"{label!r} does not decode the body"

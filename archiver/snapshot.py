@@ -249,6 +249,11 @@ def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
         return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code), None
     except StorageError as exc:
         return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code), None
+    except Exception as exc:  # noqa: BLE001 - one source's bug must not end the batch
+        # Nothing was written (write_bag cleans up after itself); say so plainly.
+        reason = f"internal error ({type(exc).__name__}: {exc}); no bag was written - please report this"
+        _log_failure(root, url, reason)
+        return SourceResult(source, "failed", url=url, reason=reason, exit_code=3), None
     return SourceResult(source, "captured", bag=bag_dir.name, url=url, final_url=material.final_url,
                         title=material.extraction.text.title), bag_dir
 

@@ -227,3 +227,25 @@ def test_root_that_is_a_file_is_exit_3_before_any_fetch(tmp_path, http_server) -
 def test_no_sources_is_a_usage_error(tmp_path) -> None:
     code, _document, output = run("snapshot", "--root", str(tmp_path))
     assert code == 2 and "SOURCE" in output
+
+
+def test_an_unexpected_error_in_one_source_does_not_end_the_batch(http_server, tmp_path, monkeypatch) -> None:
+    """Fault injection: the extractor blows up on one page only."""
+    import archiver.snapshot as pipeline
+
+    real = pipeline.extract_html
+
+    def flaky(html, url=None, retrieved=None):
+        if url and url.endswith("/bad"):
+            raise RuntimeError("injected fault")
+        return real(html, url=url, retrieved=retrieved)
+
+    monkeypatch.setattr(pipeline, "extract_html", flaky)
+    bad, good = http_server.add("/bad", PAGE), http_server.add("/good", PAGE)
+    code, document = snap(tmp_path, bad, good)
+    assert code == 3
+    outcomes = {s["source"]: s for s in document["sources"]}
+    assert outcomes[good]["outcome"] == "captured"
+    assert outcomes[bad]["outcome"] == "failed" and "injected fault" in outcomes[bad]["reason"]
+    assert [b.name for b in list_bag_dirs(tmp_path)] == [outcomes[good]["bag"]]
+    assert no_temporary_files(tmp_path)
