@@ -19,6 +19,8 @@ or repaired, gets its receipt back.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -97,6 +99,10 @@ def open_site(location: str | Path, endpoint_url: str | None = None,
     path = Path(location)
     if not path.is_dir():
         raise StorageError(f"{path} is not a directory")
+    try:
+        os.listdir(path)  # an unreadable copy is "could not run" (exit 3), not "no copy" per bag
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
     if looks_like_bag(path):
         return DirectoryTarget(path.parent), [path.name]
     return DirectoryTarget(path), None
