@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from archiver.cli import app
 from archiver.collection import list_bag_dirs
-from s3fixture import make_bags
+from s3fixture import make_bags, s3_server  # noqa: F401 (fixture)
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -171,6 +171,23 @@ def test_unreadable_target_is_exit_3_with_the_reason(command, collection, tmp_pa
     assert "Traceback" not in output
     assert code == 3, output
     assert str(unreadable_dir) in output and "Permission denied" in output, output
+
+
+def test_s3_locations_that_do_not_exist_or_cannot_be_reached_are_exit_3(collection, s3_server) -> None:
+    endpoint = ("--endpoint-url", s3_server.endpoint_url)
+    empty_bucket = s3_server.new_bucket()
+    cases = [
+        (["verify", "s3://no-such-bucket/texts", *endpoint], "no-such-bucket"),
+        (["verify", f"s3://{empty_bucket}/nothing-here", *endpoint], f"no bag at or under s3://{empty_bucket}"),
+        (["verify", f"s3://{empty_bucket}/x", "--endpoint-url", "http://127.0.0.1:1"], "Could not connect"),
+        (["mirror", str(collection), "s3://no-such-bucket/texts", *endpoint], "no-such-bucket"),
+        (["repair", "s3://no-such-bucket/texts", "--from", str(collection), *endpoint], "no-such-bucket"),
+        (["repair", str(collection), "--from", "s3://no-such-bucket/texts", *endpoint], "no-such-bucket"),
+    ]
+    for args, reason in cases:
+        code, output = run(*args)
+        assert code == 3 and "Traceback" not in output, (args, output)
+        assert reason in output, (args, output)
 
 
 def test_mirror_to_a_target_that_cannot_be_written_is_exit_3(collection, tmp_path) -> None:
