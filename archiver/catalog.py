@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .catalog_query import RANK_AT_MOST, HistoryEntry, SearchHit, fts_query, history_entries, search_hits
-from .collection import META_DIR, TMP_PREFIX, fsync_dir, fsync_file, list_bag_dirs
+from .collection import META_DIR, TMP_PREFIX, fsync_dir, fsync_file, is_bag_dir, list_bag_dirs
 from .errors import ArchiverError, StorageError, UsageError
 from .events import Event, events_path
 
@@ -279,7 +279,23 @@ def _import_events(conn: sqlite3.Connection, root: Path) -> int:
     conn.executemany("INSERT OR IGNORE INTO capture_events (event_id, outcome, url, time, bag, final_url, "
                      "text_sha256, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.execute("INSERT OR REPLACE INTO state VALUES ('events_offset', ?)", (str(offset + len(whole)),))
+    _index_logged_bags(conn, root, {row[4] for row in rows if row[1] == "success" and row[4]})
     return sum(row[1] == "unchanged" for row in rows)
+
+
+def _index_logged_bags(conn: sqlite3.Connection, root: Path, names: set[str]) -> None:
+    """Index bags whose capture was logged but never catalogued (a run killed
+    between the event and ``catalog_add_bag``), so no bag on disk stays unlisted."""
+    for name in sorted(names):
+        if conn.execute("SELECT 1 FROM bags WHERE name = ?", (name,)).fetchone():
+            continue
+        bag_dir = root / name
+        if "/" in name or name.startswith(".") or not is_bag_dir(bag_dir):
+            continue
+        try:
+            _insert_bag(conn, read_bag_record(bag_dir))
+        except StorageError:
+            continue  # unreadable now; `archiver catalog rebuild` reports it
 
 
 # --------------------------------------------------------------------------- building
