@@ -81,11 +81,10 @@ def _start_local_digests(check: Any, present: dict[str, FileEntry], root_names: 
                                  if _supported(m.group(1))}))
     tag_algs = tuple(sorted({m.group(1) for n in root_names if (m := TAG_MANIFEST_NAME.match(n))
                              if _supported(m.group(1))}))
-    jobs = []
-    for path, entry in present.items():
-        algorithms = payload_algs if path.startswith("data/") else tag_algs
-        if algorithms or entry.size < 0:  # no algorithm: opened only to learn its size
-            jobs.append((path, entry.size, algorithms))
+    jobs = [(path, entry.size, payload_algs if path.startswith("data/") else tag_algs)
+            for path, entry in present.items()]
+    if not (payload_algs and tag_algs):  # no algorithm: opened only to learn its size
+        jobs = [job for job in jobs if job[2] or job[1] < 0]
     return LocalDigests(str(check.reader.path), jobs, check.processes)
 
 
