@@ -26,6 +26,7 @@ import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 from .bagit_parse import hash_name
@@ -285,14 +286,17 @@ class LocalDigests:
     def _take_uniform(self, batch, batch_sizes, digests, widths, tables, sizes) -> None:
         """A batch whose files all succeeded with the same algorithms: the digest
         bytes have a fixed stride, so each table is filled by slicing in bulk."""
-        paths = [job[0] for job in batch]
+        paths = list(map(itemgetter(0), batch))
         sizes.update(zip(paths, batch_sizes))
         algorithms = batch[0][2]
         stride = sum(self._width(alg, widths, tables) for alg in algorithms)
-        offset = 0
+        offset, end = 0, len(digests)
         for alg in algorithms:
             width = widths[alg]
-            tables[alg].update(zip(paths, (digests[i:i + width] for i in range(offset, len(digests), stride))))
+            # Slices made and taken in C: digests[start:start + width] for every file.
+            pieces = map(digests.__getitem__, map(slice, range(offset, end, stride),
+                                                  range(offset + width, end + width, stride)))
+            tables[alg].update(zip(paths, pieces))
             offset += width
 
     def _take_each(self, batch, batch_sizes, digests, widths, tables, sizes) -> None:
