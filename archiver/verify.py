@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+from operator import attrgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -204,7 +205,7 @@ class _BagCheck:
 
     def run(self) -> BagReport:
         files = self._list_files()
-        names = None if files is None else {f.path for f in files}
+        names = None if files is None else set(map(attrgetter("path"), files))
         self._check_bagit_txt(names)
         info = self._read_bag_info(names)
         self._check_data_dir(files)

@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass
 from itertools import filterfalse
+from operator import attrgetter
 from typing import Any
 
 from .bagit_parse import (
@@ -40,6 +41,7 @@ _SYSTEM_FILE = re.compile(r"(?:^|/|\x00)(?:%s|\._[^\x00/]*)(?=\x00|$)"
 
 
 _SLICE = 10_000  # names per regex pass in _warn_names
+_PATH, _IS_SYMLINK = attrgetter("path"), attrgetter("is_symlink")
 
 
 @dataclass
@@ -57,9 +59,12 @@ def check_contents(check: Any, files: list[FileEntry]) -> dict[str, int]:
 
     Returns {path: size} of every file that is not a symlink: a local bag in
     full mode may be listed without sizes (-1), which the hashing workers report."""
-    present = {f.path: f for f in files if not f.is_symlink}
-    symlinks = {f.path for f in files if f.is_symlink}
-    root_names = sorted(f.path for f in files if "/" not in f.path and not f.is_symlink)
+    if any(map(_IS_SYMLINK, files)):
+        present = {f.path: f for f in files if not f.is_symlink}
+        symlinks = {f.path for f in files if f.is_symlink}
+    else:  # the common case, built in C before the hashing can start
+        present, symlinks = dict(zip(map(_PATH, files), files)), set()
+    root_names = sorted(path for path in present if "/" not in path)
 
     digests = _start_local_digests(check, present, root_names)
     try:
