@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from . import AGENT
-from .collection import fsync_path, fsync_tree, make_temp_dir, release_temp_dir
+from .collection import fsync_path, fsync_tree, make_temp_dir, release_temp_dir, renamed_held_dir
 from .errors import StorageError
 from .events import iso, utc_now
 
@@ -80,6 +80,7 @@ def write_bag(
     payload: Mapping[str, bytes | Path],
     info: Iterable[tuple[str, str]],
     algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+    keep_held: bool = False,
 ) -> Path:
     """Build a BagIt 1.0 bag named ``name`` in ``root`` and return its path.
 
@@ -87,6 +88,9 @@ def write_bag(
     ``info`` is bag-info.txt's elements in order; Bagging-Date,
     Bag-Software-Agent and Payload-Oxum are added. Raises StorageError if the
     bag exists or cannot be written; nothing is left behind on failure.
+    ``keep_held=True`` keeps the folder's flock after the rename, for a caller that
+    must log the bag before other runs may take it for unrecorded: it then calls
+    ``collection.release_temp_dir(bag)``.
     """
     root = Path(root)
     algorithms = tuple(algorithms)
@@ -101,13 +105,16 @@ def write_bag(
         tmp = make_temp_dir(root, name)
     except OSError as exc:
         raise StorageError(f"cannot create a temporary folder in {root}: {exc.strerror}") from exc
+    written = False
     try:
         _build(tmp, payload, list(info), algorithms)
         fsync_tree(tmp)
         if final.exists():
             raise StorageError(f"bag {final} already exists")
         os.rename(tmp, final)
+        renamed_held_dir(tmp, final)
         fsync_path(root)
+        written = True
     except OSError as exc:
         _remove_tree(tmp)
         raise StorageError(f"cannot write bag {final}: {exc.strerror or exc}") from exc
@@ -116,6 +123,8 @@ def write_bag(
         raise
     finally:
         release_temp_dir(tmp)
+        if not (keep_held and written):
+            release_temp_dir(final)
     return final
 
 

@@ -100,6 +100,20 @@ def release_temp_dir(path: Path) -> None:
         os.close(fd)
 
 
+def renamed_held_dir(old: Path, new: Path) -> None:
+    """A held folder was renamed (the lock follows the folder, not its name)."""
+    with _held_guard:
+        fd = _held_temp_dirs.pop(str(old), None)
+        if fd is not None:
+            _held_temp_dirs[str(new)] = fd
+
+
+def held_by_a_live_writer(folder: Path) -> bool:
+    """True when a live process still holds ``folder`` (a temporary folder being built,
+    or a bag just renamed into place whose capture event is not written yet)."""
+    return _held_by_a_live_writer(folder)
+
+
 def _held_by_a_live_writer(folder: Path) -> bool:
     if fcntl is None:  # pragma: no cover
         return False

@@ -32,7 +32,7 @@ from . import __version__
 from .attachments import DEFAULT_ATTACHMENT_MAX_BYTES, FetchedAttachments, fetch_attachments
 from .bag import write_bag
 from .charset import decode_document
-from .collection import open_collection
+from .collection import held_by_a_live_writer, list_bag_dirs, open_collection, release_temp_dir
 from .errors import ArchiverError, ExtractionError, SourceError, StorageError, UnsupportedContent
 from .events import Event, append_event, iso, read_events, utc_now
 from .extract import Extraction, extract_html
@@ -114,6 +114,7 @@ def snapshot(sources: list[str], options: SnapshotOptions,
     """
     root = open_collection(options.root)  # StorageError (exit 3) before any fetch
     collection_id = options.collection_id or root.resolve().name
+    record_unlogged_bags(root)
     previous = last_captures(root)
     names = BagNames(root)
     fetcher = Fetcher(options.fetch)
@@ -352,18 +353,23 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
         "capture.warc.gz": material.warc,
         **(material.attachments.payload if material.attachments else {}),
     }
+    # The bag stays held (flock) until its capture event is written, so that a concurrent
+    # run does not take it for a bag a crash left unrecorded (see record_unlogged_bags).
     if name is None:
         with BagNames(root).reserve(slug_for(material.final_url, canonical_text.title),
                                     material.retrieved) as reserved:
-            bag_dir = write_bag(root, reserved, payload, info)
+            bag_dir = write_bag(root, reserved, payload, info, keep_held=True)
     else:
-        bag_dir = write_bag(root, name, payload, info)
-    append_event(root, Event(type="capture", outcome="success", bag=bag_dir.name, detail={
-        "url": material.url, "final_url": material.final_url, "text_sha256": text_sha,
-        "etag": material.etag, "last_modified": material.last_modified,
-        "extractor_version": material.extraction.extractor_version,
-        "derived_from": material.derived_from,
-    }))
+        bag_dir = write_bag(root, name, payload, info, keep_held=True)
+    try:
+        append_event(root, Event(type="capture", outcome="success", bag=bag_dir.name, detail={
+            "url": material.url, "final_url": material.final_url, "text_sha256": text_sha,
+            "etag": material.etag, "last_modified": material.last_modified,
+            "extractor_version": material.extraction.extractor_version,
+            "derived_from": material.derived_from,
+        }))
+    finally:
+        release_temp_dir(bag_dir)
     if update_catalogue:
         _update_catalogue(root, bag_dir)
     return bag_dir
@@ -397,9 +403,37 @@ def _log_failure(root: Path, url: str, reason: str) -> None:
         pass
 
 
+def record_unlogged_bags(root: Path) -> list[str]:
+    """Log a ``capture`` event for every archiver bag in ``root`` that has none: a run
+    killed between a bag's rename and its event leaves such a bag, complete but unknown
+    to the log, the catalogue and re-checks. The event says it was recovered; its
+    details come from the bag's metadata.json. Bags a live run still holds, and
+    folders that are not archiver captures (no metadata.json with a url), are left."""
+    recorded = {e.bag for e in read_events(root).events if e.type == "capture" and e.bag}
+    logged = []
+    for bag_dir in list_bag_dirs(root):
+        if bag_dir.name in recorded or held_by_a_live_writer(bag_dir):
+            continue
+        try:
+            metadata = json.loads((bag_dir / "data" / "metadata.json").read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(metadata, dict) or not metadata.get("url"):
+            continue
+        append_event(root, Event(type="capture", outcome="success", bag=bag_dir.name, detail={
+            **{key: metadata.get(key) for key in ("url", "final_url", "retrieved", "text_sha256", "etag",
+                                                  "last_modified", "extractor_version", "derived_from")},
+            "recovered": "the bag was complete but its capture event was never written "
+                         "(the run that made it was interrupted); recorded from its metadata.json",
+        }))
+        logged.append(bag_dir.name)
+    return logged
+
+
 def last_captures(root: Path) -> dict[str, PreviousCapture]:
     """The latest successful or unchanged capture state of each URL, from the event log."""
     state: dict[str, PreviousCapture] = {}
+    when: dict[str, str] = {}  # url -> retrieval time of the state kept
     for event in read_events(root).events:
         if event.type != "capture" or event.outcome not in ("success", "unchanged"):
             continue
@@ -408,6 +442,10 @@ def last_captures(root: Path) -> dict[str, PreviousCapture]:
             continue
         if event.outcome == "success" and event.detail.get("derived_from"):
             continue  # a rebuilt bag is not a new retrieval of its URL
+        retrieved = event.detail.get("retrieved") if event.detail.get("recovered") else event.time
+        if url in when and retrieved and when[url] > retrieved:
+            continue  # a bag recovered late, older than the URL's latest capture
+        when[url] = retrieved or event.time
         old = state.get(url)
         state[url] = PreviousCapture(
             bag=event.bag or (old.bag if old else None),

@@ -156,16 +156,7 @@ def test_missing_target_is_exit_3_with_the_reason(command, collection, tmp_path)
     assert not (tmp_path / "copy").exists()
 
 
-@pytest.mark.parametrize("command", [
-    "verify",
-    "mirror-root",
-    pytest.param("repair-target", marks=pytest.mark.xfail(
-        strict=True, reason="BUG archiver/mirror/directory.py DirectoryTarget.bag_names: "
-                            "PermissionError escapes as a traceback, exit 1")),
-    pytest.param("repair-from", marks=pytest.mark.xfail(
-        strict=True, reason="BUG archiver/repair.py: an unreadable --from copy is reported as "
-                            "'no copy of <bag>' per bag, exit 1, instead of exit 3")),
-])
+@pytest.mark.parametrize("command", ["verify", "mirror-root", "repair-target", "repair-from"])
 def test_unreadable_target_is_exit_3_with_the_reason(command, collection, tmp_path, unreadable_dir) -> None:
     code, output = run(*missing_target_commands(collection, unreadable_dir, tmp_path)[command])
     assert "Traceback" not in output

@@ -336,10 +336,6 @@ def test_fault_alone(web, tmp_path: Path, fault: Fault) -> None:
     assert stray_files(root) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG archiver/charset.py _strict_decode catches UnicodeDecodeError only; the label "
-    "'undefined' names Python's 'undefined' codec, whose decode raises plain UnicodeError, which "
-    "escapes snapshot's _build and kills the whole batch with a traceback"))
 def test_charset_undefined_does_not_crash_the_batch(http_server, tmp_path: Path) -> None:
     undefined = http_server.add("/undefined", page("Undefined", GOOD_WORDS), content_type="text/html; charset=undefined")
     good = http_server.add("/good", page("Good", GOOD_WORDS))
