@@ -5,8 +5,10 @@
 
 Each run is `archiver snapshot URL... --delay 0 --root <tmp>` in a fresh
 subprocess (so start-up is included and peak RSS is that process's own);
-pages/s = N / wall-clock seconds. Pages are amusewiki-style, like the golden
-page, with generated prose.
+pages/s = N / wall-clock seconds. Peak RSS is the snapshot process's own;
+batches of 16 or more also fork one build worker per core, whose largest
+peak is printed beside it. Pages are amusewiki-style, like the golden page,
+with generated prose.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def run(n: int, archiver: list[str]) -> tuple[float, float, int]:
+def run(n: int) -> tuple[float, float, float, int]:
     Handler.pages = {f"/essay/{i}": make_page(i) for i in range(n)}
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -82,7 +84,8 @@ def run(n: int, archiver: list[str]) -> tuple[float, float, int]:
             "import resource, sys; from archiver.cli import app\n"
             "try:\n    app(sys.argv[1:])\n"
             "except SystemExit as e:\n"
-            "    print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "    print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,\n"
+            "          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
             "    raise\n")
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", script, "snapshot", *urls, "--root", str(root / "bags"),
@@ -90,9 +93,10 @@ def run(n: int, archiver: list[str]) -> tuple[float, float, int]:
         elapsed = time.perf_counter() - started
         if proc.returncode != 0:
             raise SystemExit(f"snapshot failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        rss_kb = int([l for l in proc.stderr.splitlines() if l.startswith("RSS_KB")][-1].split()[1])
+        fields = [l for l in proc.stderr.splitlines() if l.startswith("RSS_KB")][-1].split()
+        parent_kb, worker_kb = int(fields[1]), int(fields[2])
         bags = len([p for p in (root / "bags").iterdir() if not p.name.startswith(".")])
-        return elapsed, rss_kb / 1024, bags
+        return elapsed, parent_kb / 1024, worker_kb / 1024, bags
     finally:
         server.shutdown()
         shutil.rmtree(root, ignore_errors=True)
@@ -105,9 +109,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"page size: {len(make_page(0)):,} bytes")
     for n in args.n or [100, 1000]:
-        elapsed, rss_mb, bags = run(n, [])
+        elapsed, parent_mb, worker_mb, bags = run(n)
         assert bags == n, f"expected {n} bags, found {bags}"
-        print(f"N={n:5d}: {elapsed:7.2f} s  {n / elapsed:6.1f} pages/s  peak RSS {rss_mb:6.1f} MB  ({bags} bags)")
+        print(f"N={n:5d}: {elapsed:7.2f} s  {n / elapsed:6.1f} pages/s  peak RSS {parent_mb:6.1f} MB "
+              f"(largest worker process {worker_mb:5.1f} MB)  ({bags} bags)")
 
 
 if __name__ == "__main__":
