@@ -306,7 +306,9 @@ def test_snapshot_survives_sigkill_at_random_moments(tmp_path: Path, zygote: Zyg
             text = (root / source["bag"] / "data" / "text.txt").read_text()
             i = int(source["source"].rsplit("-", 1)[1])
             assert site.marker(i) in text
-        watch.check("final run")
+        final_events = watch.check("final run")
+        logged = {e.bag for e in final_events if e.type == "capture" and e.outcome == "success"}
+        assert {b.name for b in list_bag_dirs(root)} <= logged, "every bag has its capture event"
         verify = subprocess.run(cli("verify", str(root), "--json"), cwd=REPO, capture_output=True, text=True,
                                 timeout=120)
         assert verify.returncode == 0, verify.stdout[-2000:]
