@@ -485,3 +485,49 @@ def test_rebuild_of_a_warc_gzip_bomb_is_refused_in_bounded_memory(tmp_path, base
     assert result["outcome"] == "failed" and "cap" in result["reason"], result
     assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == ["bomb-20261125T093000Z"]
     assert run.peak_mb < baseline_mb + 150, f"peak {run.peak_mb:.0f} MB for a {len(bomb) / MB:.1f} MB WARC"
+
+
+# -- WARCs crafted to attack `archiver snapshot --from-warc` -------------------------------------------
+
+GOOD_PAGE = (b"<html><head><title>G</title></head><body><article><p>" + b"A good page of words. " * 30
+             + b"</p></article></body></html>")
+FROM_WARC_ATTACKS = {
+    "not-a-warc": lambda: b"garbage\n" * 100,
+    "good-then-garbage": lambda: warc_with_response(GOOD_PAGE, [("Content-Type", "text/html")]) + b"garbage" * 50,
+    "content-length-lies": WARC_ATTACKS["content-length-lies"],
+    "truncated": WARC_ATTACKS["truncated"],
+    "gzip-bomb": lambda: warc_with_response(gzip_bomb(300 * MB), [("Content-Type", "text/html"),
+                                                                  ("Content-Encoding", "gzip")]),
+    "record-length-overflow": lambda: (
+        b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:3>\r\nWARC-Date: 2026-11-25T09:30:00Z\r\n"
+        b"WARC-Target-URI: https://example.org/x\r\nContent-Type: application/http; msgtype=response\r\n"
+        b"Content-Length: 99999999999999999999\r\n\r\nHTTP/1.1 200 OK\r\n\r\n<p>x</p>"),
+}
+_FROM_WARC_BUGS = {
+    "truncated": "BUG archiver/warc.py iter_html_responses: a WARC cut off inside its response record is "
+                 "read without error and `snapshot --from-warc` bags the partial page, exit 0",
+    "gzip-bomb": "BUG archiver/warc.py iter_html_responses: a response over the cap is skipped silently; "
+                 "`snapshot --from-warc` says '0 captured, 0 failed', exit 0, instead of failing that response",
+    "record-length-overflow": "BUG archiver/warc.py _index_records: a record whose Content-Length overflows "
+                              "makes warcio raise OverflowError: `snapshot --from-warc` dies with a traceback",
+}
+
+
+@pytest.mark.parametrize("attack", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=_FROM_WARC_BUGS[name]))
+    if name in _FROM_WARC_BUGS else name for name in sorted(FROM_WARC_ATTACKS)])
+def test_snapshot_from_a_hostile_warc_fails_clearly_and_bags_nothing(tmp_path, attack, baseline_mb) -> None:
+    warc = tmp_path / "foreign.warc.gz"
+    warc.write_bytes(FROM_WARC_ATTACKS[attack]())
+    root = tmp_path / "bags"
+    run = run_cli("snapshot", "--from-warc", str(warc), "--root", str(root), "--json")
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert run.code in (1, 3), run.stdout[-2000:]
+    document = run.json()
+    if run.code == 1:  # per-response failures, each with its reason
+        assert document["failed"] >= 1 and all(s["reason"] for s in document["sources"] if s["outcome"] == "failed")
+    else:
+        assert document["error"]
+    bags = [p for p in root.iterdir() if not p.name.startswith(".")] if root.exists() else []
+    assert bags == [] and not (root.exists() and [p for p in root.iterdir() if p.name.startswith(".tmp-")])
+    assert run.peak_mb < baseline_mb + 150, f"peak {run.peak_mb:.0f} MB"
