@@ -423,8 +423,8 @@ def record_unlogged_bags(root: Path) -> list[str]:
         append_event(root, Event(type="capture", outcome="success", bag=bag_dir.name, detail={
             **{key: metadata.get(key) for key in ("url", "final_url", "retrieved", "text_sha256", "etag",
                                                   "last_modified", "extractor_version", "derived_from")},
-            "recovered": "the bag was complete but its capture event was never written "
-                         "(the run that made it was interrupted); recorded from its metadata.json",
+            "recovered": "bag found without a capture event (a run interrupted between writing the "
+                         "bag and logging it, or a bag copied in); recorded from its metadata.json",
         }))
         logged.append(bag_dir.name)
     return logged
