@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,6 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -167,6 +167,7 @@ class ArchivedResponse:
     headers: list[tuple[str, str]]
     body: bytes                      # transfer- and content-decoding undone
     records: bytes                   # the original response (and request) records, gzipped members
+    error: str | None = None         # why this response cannot be bagged (then body/records are empty)
 
 
 def iter_html_responses(path: Path, url_filter: str | None = None,
@@ -192,25 +193,32 @@ def iter_html_responses(path: Path, url_filter: str | None = None,
                 continue
             if pattern and not pattern.search(entry["uri"]):
                 continue
-            if entry["length"] > 4 * max_bytes:
-                continue
-            member = _member(raw, entry)
-            record = next(iter(ArchiveIterator(io.BytesIO(member))))
             try:
+                member = _member(raw, entry)
+                record = next(iter(ArchiveIterator(io.BytesIO(member))))
                 body = _read_capped(record.content_stream(), max_bytes, entry["uri"])
-            except TooLarge:
+                http_headers = list(record.http_headers.headers)
+            except TooLarge as exc:
+                yield ArchivedResponse(entry["uri"], entry["date"], 200, [], b"", b"", error=str(exc))
+                continue
+            except StorageError as exc:
+                yield ArchivedResponse(entry["uri"], entry["date"], 200, [], b"", b"", error=str(exc))
+                continue
+            except Exception as exc:  # warcio raises assorted errors on damaged records
+                yield ArchivedResponse(entry["uri"], entry["date"], 200, [], b"", b"",
+                                       error=f"the record cannot be read: {type(exc).__name__}: {exc}")
                 continue
             request = requests_by_id.get(entry["id"]) or requests_by_uri.get(entry["uri"])
-            records = member + (_member(raw, request) if request else b"")
-            yield ArchivedResponse(entry["uri"], entry["date"], 200, list(record.http_headers.headers),
-                                   body, records)
+            try:
+                records = member + (_member(raw, request) if request else b"")
+            except StorageError:
+                records = member  # a damaged request record is left out; the response is whole
+            yield ArchivedResponse(entry["uri"], entry["date"], 200, http_headers, body, records)
 
 
 def _check_warc_magic(path: Path) -> None:
     """Refuse anything that does not start with a WARC record (warcio would
     read arbitrary text as ARC-like records)."""
-    import zlib
-
     with open(path, "rb") as handle:
         head = handle.read(4096)
     if head[:2] == b"\x1f\x8b":
@@ -246,17 +254,34 @@ def _index_records(path: Path) -> list[dict]:
                 entries.append(entry)
     except OSError as exc:
         raise StorageError(f"cannot read WARC {path}: {exc.strerror or exc}") from exc
-    except (ArchiveLoadFailed, ValueError, EOFError) as exc:
-        raise StorageError(f"{path} is not a readable WARC: {exc}") from exc
+    except StorageError:
+        raise
+    except Exception as exc:  # warcio raises assorted errors (ValueError, OverflowError, …)
+        raise StorageError(f"{path} is not a readable WARC: {type(exc).__name__}: {exc}") from exc
     return entries
 
 
 def _member(raw, entry: dict) -> bytes:
-    """The bytes of one record, as a gzip member (compressing it if the WARC was not)."""
+    """The bytes of one record, as a gzip member (compressing it if the WARC was
+    not). StorageError when the record is cut off or its compression is damaged:
+    warcio would hand back the part that is there, and a partial page must not
+    become a bag."""
     raw.seek(entry["offset"])
     data = raw.read(entry["length"])
+    if len(data) < entry["length"]:
+        raise StorageError(f"the record for {entry['uri']} is cut off")
     if data[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as whole:
+                while whole.read(1 << 20):
+                    pass
+        except (OSError, EOFError, zlib.error) as exc:
+            raise StorageError(f"the record for {entry['uri']} is cut off or damaged ({exc})") from exc
         return data
+    head, sep, _rest = data.partition(b"\r\n\r\n")
+    declared = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    if not sep or declared is None or len(data) - len(head) - len(sep) < int(declared.group(1)):
+        raise StorageError(f"the record for {entry['uri']} is cut off")
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 

@@ -54,6 +54,9 @@ def snapshot_from_warc(warc_path: Path, url_filters: list[str], options: Snapsho
 def _import_one(response: ArchivedResponse, warc_path: Path, warc_sha256: str, root: Path, collection_id: str,
                 options: SnapshotOptions, previous: dict) -> SourceResult:
     uri = response.uri
+    if response.error:
+        _log_failure(root, uri, response.error)
+        return SourceResult(uri, "failed", url=uri, reason=response.error, exit_code=1)
     try:
         retrieved = parse_iso(response.date)
     except ValueError:

@@ -503,19 +503,7 @@ FROM_WARC_ATTACKS = {
         b"WARC-Target-URI: https://example.org/x\r\nContent-Type: application/http; msgtype=response\r\n"
         b"Content-Length: 99999999999999999999\r\n\r\nHTTP/1.1 200 OK\r\n\r\n<p>x</p>"),
 }
-_FROM_WARC_BUGS = {
-    "truncated": "BUG archiver/warc.py iter_html_responses: a WARC cut off inside its response record is "
-                 "read without error and `snapshot --from-warc` bags the partial page, exit 0",
-    "gzip-bomb": "BUG archiver/warc.py iter_html_responses: a response over the cap is skipped silently; "
-                 "`snapshot --from-warc` says '0 captured, 0 failed', exit 0, instead of failing that response",
-    "record-length-overflow": "BUG archiver/warc.py _index_records: a record whose Content-Length overflows "
-                              "makes warcio raise OverflowError: `snapshot --from-warc` dies with a traceback",
-}
-
-
-@pytest.mark.parametrize("attack", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=_FROM_WARC_BUGS[name]))
-    if name in _FROM_WARC_BUGS else name for name in sorted(FROM_WARC_ATTACKS)])
+@pytest.mark.parametrize("attack", sorted(FROM_WARC_ATTACKS))
 def test_snapshot_from_a_hostile_warc_fails_clearly_and_bags_nothing(tmp_path, attack, baseline_mb) -> None:
     warc = tmp_path / "foreign.warc.gz"
     warc.write_bytes(FROM_WARC_ATTACKS[attack]())
