@@ -38,7 +38,7 @@ from . import __version__
 from .errors import FetchError, RobotsDisallowed, TooLarge
 from .events import utc_now
 
-DEFAULT_USER_AGENT = f"archiver/{__version__} (+https://example.org/archiver; preservation crawler)"
+DEFAULT_USER_AGENT = f"archiver/{__version__} (preservation crawler; set --user-agent to add a contact)"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 _CHUNK = 64 * 1024

@@ -177,3 +177,12 @@ def test_user_agent_is_sent(http_server) -> None:
 def test_parse_content_type() -> None:
     assert parse_content_type('text/HTML; Charset="ISO-8859-1"') == ("text/html", "ISO-8859-1")
     assert parse_content_type("") == ("", None)
+
+
+def test_robots_group_for_archiver_applies_to_the_default_user_agent(http_server) -> None:
+    http_server.add("/robots.txt", "User-agent: archiver\nDisallow: /\n\nUser-agent: *\nAllow: /\n",
+                    content_type="text/plain")
+    http_server.add("/page", PAGE)
+    with pytest.raises(RobotsDisallowed):
+        Fetcher(fast()).fetch(http_server.url("/page"))
+    assert Fetcher(fast(user_agent="OtherBot/1")).fetch(http_server.url("/page")).status == 200
