@@ -237,26 +237,40 @@ def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
             fetcher, cap = attachments
             material.attachments = fetch_attachments(fetcher, material.extraction.links, cap)
             material.warc = capture_to_warc(job.capture, attachments=material.attachments.captures)
-        text_sha = hashlib.sha256(material.canonical).hexdigest()
-        if prior is not None and prior.text_sha256 == text_sha:
-            _log_unchanged(root, url, prior, "canonical text unchanged", material)
-            return SourceResult(source, "unchanged", bag=prior.bag, url=url, final_url=material.final_url,
-                                title=material.extraction.text.title,
-                                reason="canonical text unchanged"), None
-        bag_dir = write_capture_bag(root, material, collection_id, organization, name=job.name,
-                                    update_catalogue=False)
-    except SourceError as exc:
-        _log_failure(root, url, str(exc))
-        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code), None
-    except StorageError as exc:
-        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code), None
+        return bag_unless_unchanged(root, source, material, prior, collection_id, organization,
+                                    name=job.name, update_catalogue=False)
     except Exception as exc:  # noqa: BLE001 - one source's bug must not end the batch
-        # Nothing was written (write_bag cleans up after itself); say so plainly.
-        reason = f"internal error ({type(exc).__name__}: {exc}); no bag was written - please report this"
-        _log_failure(root, url, reason)
-        return SourceResult(source, "failed", url=url, reason=reason, exit_code=3), None
-    return SourceResult(source, "captured", bag=bag_dir.name, url=url, final_url=material.final_url,
-                        title=material.extraction.text.title), bag_dir
+        return failed_result(root, source, url, exc), None
+
+
+def bag_unless_unchanged(root: Path, source: str, material: CaptureMaterial, prior: PreviousCapture | None,
+                         collection_id: str, organization: str, name: str | None = None,
+                         update_catalogue: bool = True) -> tuple[SourceResult, Path | None]:
+    """Write the capture's bag, unless its canonical text is the last capture's
+    (then log an ``unchanged`` event and write nothing)."""
+    title = material.extraction.text.title
+    if prior is not None and prior.text_sha256 == hashlib.sha256(material.canonical).hexdigest():
+        _log_unchanged(root, material.url, prior, "canonical text unchanged", material)
+        return SourceResult(source, "unchanged", bag=prior.bag, url=material.url, final_url=material.final_url,
+                            title=title, reason="canonical text unchanged"), None
+    bag_dir = write_capture_bag(root, material, collection_id, organization, name=name,
+                                update_catalogue=update_catalogue)
+    return SourceResult(source, "captured", bag=bag_dir.name, url=material.url, final_url=material.final_url,
+                        title=title), bag_dir
+
+
+def failed_result(root: Path, source: str, url: str, exc: Exception) -> SourceResult:
+    """The result of a source that failed with ``exc``: a source's own failure is
+    logged as a failed capture; an unexpected error is reported as such (exit 3).
+    Nothing was written either way (write_bag cleans up after itself)."""
+    if isinstance(exc, SourceError):
+        _log_failure(root, url, str(exc))
+        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code)
+    if isinstance(exc, ArchiverError):
+        return SourceResult(source, "failed", url=url, reason=str(exc), exit_code=exc.exit_code)
+    reason = f"internal error ({type(exc).__name__}: {exc}); no bag was written - please report this"
+    _log_failure(root, url, reason)
+    return SourceResult(source, "failed", url=url, reason=reason, exit_code=3)
 
 
 def material_from_capture(capture: Capture) -> CaptureMaterial:

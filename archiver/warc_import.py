@@ -10,19 +10,19 @@ makes no second bag: the text is unchanged, and an ``unchanged`` event says so.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Callable
 
+from .bag import hash_file
 from .charset import decode_document
 from .collection import open_collection
-from .errors import ArchiverError, SourceError, UsageError
+from .errors import UsageError
 from .events import parse_iso, utc_now
 from .extract import extract_html
 from .fetch import parse_content_type
-from .snapshot import (CaptureMaterial, SnapshotOptions, SourceResult, _log_failure, _log_unchanged,
-                       last_captures, write_capture_bag)
+from .snapshot import (CaptureMaterial, SnapshotOptions, SourceResult, _log_failure, bag_unless_unchanged,
+                       failed_result, last_captures)
 from .warc import ArchivedResponse, archived_to_warc, iter_html_responses
 
 
@@ -75,23 +75,12 @@ def _import_one(response: ArchivedResponse, warc_path: Path, warc_sha256: str, r
             robots="not applicable (imported from a WARC)",
             provenance={"from_warc": warc_path.name, "warc_date": response.date,
                         "warc_sha256": warc_sha256})
-        prior = previous.get(uri)
-        if prior is not None and prior.text_sha256 == hashlib.sha256(canonical).hexdigest():
-            _log_unchanged(root, uri, prior, "canonical text unchanged", material)
-            return SourceResult(uri, "unchanged", bag=prior.bag, url=uri, final_url=uri,
-                                title=extraction.text.title, reason="canonical text unchanged")
-        bag_dir = write_capture_bag(root, material, collection_id, options.organization)
-    except SourceError as exc:
-        _log_failure(root, uri, str(exc))
-        return SourceResult(uri, "failed", url=uri, reason=str(exc), exit_code=exc.exit_code)
-    except ArchiverError as exc:
-        return SourceResult(uri, "failed", url=uri, reason=str(exc), exit_code=exc.exit_code)
-    return SourceResult(uri, "captured", bag=bag_dir.name, url=uri, final_url=uri, title=extraction.text.title)
+        result, _bag_dir = bag_unless_unchanged(root, uri, material, previous.get(uri), collection_id,
+                                                options.organization)
+        return result
+    except Exception as exc:  # noqa: BLE001 - one response's bug must not end the import
+        return failed_result(root, uri, uri, exc)
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hash_file(path, ["sha256"])[0]["sha256"]
