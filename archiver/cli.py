@@ -9,7 +9,6 @@ With ``--json`` a command prints exactly one JSON document on stdout.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path

@@ -18,9 +18,7 @@ exactly the new text, gives no bag (outcome ``unchanged``), so running
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import zlib
 from dataclasses import asdict, dataclass
@@ -36,7 +34,7 @@ from .extract import extract_html
 from .fetch import parse_content_type
 from .snapshot import CaptureMaterial, write_capture_bag
 from .bagreader import LocalBag
-from .warc import read_final_response
+from .warc import check_gzip_whole, read_final_response
 
 
 @dataclass
@@ -81,20 +79,13 @@ def _read_bag(bag_dir: Path) -> tuple[dict, bytes, bytes, dict[str, str]]:
     return metadata, text, warc, info
 
 
-def _check_gzip_whole(data: bytes) -> None:
-    """Read every gzip member to its end marker and checksum (raises if cut off or corrupt)."""
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-        while stream.read(1 << 20):
-            pass
-
-
 def rederive(bag_dir: Path) -> tuple[CaptureMaterial, bytes, dict[str, str]]:
     """The capture material the current extractors make of a bag's raw capture,
     the bag's current text bytes, and its bag-info elements. SourceError
     (exit 1) when the bag holds no usable capture or no text can be extracted."""
     metadata, old_text, warc, info = _read_bag(bag_dir)
     try:
-        _check_gzip_whole(warc)
+        check_gzip_whole(warc)
     except (OSError, EOFError, zlib.error) as exc:
         # warcio reads a cut-off member without complaint; a partial body would
         # give a partial text, and a new bag of it.

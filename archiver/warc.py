@@ -261,6 +261,15 @@ def _index_records(path: Path) -> list[dict]:
     return entries
 
 
+def check_gzip_whole(data: bytes) -> None:
+    """Read every gzip member to its end marker and checksum, in bounded memory.
+    Raises (OSError, EOFError, zlib.error) if cut off or corrupt: warcio reads a
+    cut-off member without complaint."""
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+        while stream.read(1 << 20):
+            pass
+
+
 def _member(raw, entry: dict) -> bytes:
     """The bytes of one record, as a gzip member (compressing it if the WARC was
     not). StorageError when the record is cut off or its compression is damaged:
@@ -272,9 +281,7 @@ def _member(raw, entry: dict) -> bytes:
         raise StorageError(f"the record for {entry['uri']} is cut off")
     if data[:2] == b"\x1f\x8b":
         try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as whole:
-                while whole.read(1 << 20):
-                    pass
+            check_gzip_whole(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise StorageError(f"the record for {entry['uri']} is cut off or damaged ({exc})") from exc
         return data
