@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import __version__
-from .errors import ArchiverError
+from archiver import __version__
+from archiver.errors import ArchiverError
 
 app = typer.Typer(
     name="archiver",
@@ -130,9 +130,9 @@ def snapshot(
 
     Example: archiver snapshot --manifest manifests/example.toml --root bags
     """
-    from .fetch import FetchSettings
-    from .manifest import load_manifest
-    from .snapshot import SnapshotOptions, snapshot as run_snapshot
+    from archiver.capture.fetch import FetchSettings
+    from archiver.capture.sources import load_manifest
+    from archiver.capture.snapshot import SnapshotOptions, snapshot as run_snapshot
 
     with errors_to_exit(json_output):
         all_sources = list(sources or [])
@@ -155,7 +155,7 @@ def snapshot(
                                   attachment_max_bytes=attachment_max_bytes)
         with progress_bar("snapshot", enabled=not json_output) as on_progress:
             if from_warc is not None:
-                from .warc_import import snapshot_from_warc
+                from archiver.capture.warc_import import snapshot_from_warc
                 results = snapshot_from_warc(from_warc, all_sources, options, on_progress=on_progress)
             else:
                 results = run_snapshot(all_sources, options, on_progress=on_progress)
@@ -183,8 +183,8 @@ def snapshot(
 
 def _extract_one(page: Path, url: Optional[str]) -> tuple[dict[str, Any], int]:
     """One saved page → (JSON object, exit code). Never raises ArchiverError."""
-    from .charset import decode_document
-    from .extract import extract_html
+    from archiver.capture.charset import decode_document
+    from archiver.capture.extract import extract_html
 
     try:
         body = page.read_bytes()
@@ -296,8 +296,8 @@ def verify(
     Example: ``archiver verify bags/`` or ``archiver verify --fast bags/essay-20261125T093000Z``.
     Exit 0 all valid (warnings allowed), 1 any invalid, 3 a path could not be read.
     """
-    from .errors import ArchiverError
-    from .verify import find_bags, verify_bag
+    from archiver.errors import ArchiverError
+    from archiver.bagit.verify import find_bags, verify_bag
 
     if fast and completeness_only:
         raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
@@ -312,7 +312,7 @@ def verify(
     for given in paths:
         try:
             if given.startswith("s3://"):
-                from .mirror import open_bag_readers
+                from archiver.replication import open_bag_readers
                 bags: list[Any] = list(open_bag_readers(given, endpoint_url))
             elif not Path(given).exists():
                 could_not_read(Path(given), f"{given} does not exist")
@@ -359,7 +359,7 @@ def audit(
     Example: ``archiver audit --root bags --max-age 90d --limit 500``.
     Exit 0 all checked bags valid and none missing, 1 a bag failed or vanished, 3 could not run.
     """
-    from .audit import audit_collection, parse_max_age
+    from archiver.collection.audit import audit_collection, parse_max_age
 
     with errors_to_exit(json_output):
         age = parse_max_age(max_age)
@@ -410,7 +410,7 @@ def mirror(
 
     Example: archiver mirror bags s3://library-b/texts --endpoint-url http://127.0.0.1:8333
     """
-    from .mirror import mirror_collection, open_target
+    from archiver.replication import mirror_collection, open_target
 
     with errors_to_exit(json_output):
         where = open_target(target, endpoint_url, checksum_when_required)
@@ -450,8 +450,8 @@ def repair(
 
     Example: archiver repair s3://library-b/texts --from bags --dry-run
     """
-    from .mirror import is_s3, make_client
-    from .repair import repair as run_repair
+    from archiver.replication import is_s3, make_client
+    from archiver.replication.repair import repair as run_repair
 
     with errors_to_exit(json_output):
         client = (make_client(endpoint_url, checksum_when_required)
@@ -491,7 +491,7 @@ def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> 
 
     Example: archiver catalog rebuild --root bags
     """
-    from .catalog import rebuild_catalog
+    from archiver.collection.catalog import rebuild_catalog
 
     with errors_to_exit(json_output), progress_bar("indexing") as on_progress:
         if not root.is_dir():
@@ -511,7 +511,7 @@ def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
 
     Example: archiver list --root bags --json
     """
-    from .catalog import open_catalog
+    from archiver.collection.catalog import open_catalog
 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         records = catalog.list_bags()
@@ -529,7 +529,7 @@ def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path
 
     Example: archiver show https://theanarchistlibrary.org/library/... --root bags
     """
-    from .catalog import open_catalog
+    from archiver.collection.catalog import open_catalog
 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         record = catalog.show(bag_or_url)
@@ -552,7 +552,7 @@ def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N 
 
     Example: archiver search 'mutual aid' --limit 5 --root bags
     """
-    from .catalog import open_catalog
+    from archiver.collection.catalog import open_catalog
 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         hits = catalog.search(query, limit)
@@ -570,7 +570,7 @@ def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -
 
     Example: archiver history https://theanarchistlibrary.org/library/... --root bags
     """
-    from .catalog import NotInCatalog, open_catalog
+    from archiver.collection.catalog import NotInCatalog, open_catalog
 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         entries = catalog.history(url)
@@ -595,7 +595,7 @@ def rebuild(bags: list[str] = typer.Argument(None, metavar="[BAG]...", help="Bag
 
     Example: archiver rebuild --all --root bags
     """
-    from .rebuild import rebuild_bags
+    from archiver.capture.rebuild import rebuild_bags
 
     if bool(bags) == all_bags:
         raise fail("give one or more BAG names, or --all (not both)", EXIT_USAGE)

@@ -1,7 +1,7 @@
 """The exceptions archiver raises.
 
 One root, ``ArchiverError``; every error carries the CLI exit code it maps to.
-Validation problems in bags are *data* (``archiver.verify.Problem``), not
+Validation problems in bags are *data* (``archiver.bagit.verify.Problem``), not
 exceptions.
 
     ArchiverError                  exit 3 unless a subclass says otherwise

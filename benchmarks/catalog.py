@@ -4,7 +4,7 @@
     python benchmarks/catalog.py --docs 10000 --bags 500   # a quicker run
 
 Part 1 builds a catalogue of N synthetic texts through the public
-``archiver.catalog.build_catalog`` (the function ``rebuild_catalog`` uses),
+``archiver.collection.catalog.build_catalog`` (the function ``rebuild_catalog`` uses),
 from records generated in memory: writing 100,000 real bags to disk would take
 longer than the benchmark may run. The time spent generating the synthetic
 text is measured and reported apart from the build time. Words come from a
@@ -13,7 +13,7 @@ very common, common and rare words, shorter words more common, as in prose.
 A synthetic event log with one unchanged re-check per source is imported the
 way ``open_catalog`` imports new events.
 
-Part 2 writes M real bags (archiver.bag.write_bag, ~20 KB text each) and times
+Part 2 writes M real bags (archiver.bagit.write.write_bag, ~20 KB text each) and times
 ``rebuild_catalog`` on them, then extrapolates linearly to N (said so in the
 output): reading bags costs more than generating records.
 
@@ -39,11 +39,11 @@ from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver.bag import write_bag  # noqa: E402
-from archiver.catalog import (  # noqa: E402
+from archiver.bagit.write import write_bag  # noqa: E402
+from archiver.collection.catalog import (  # noqa: E402
     BagRecord, build_catalog, catalog_add_bag, catalog_path, open_catalog, read_bag_record, rebuild_catalog,
 )
-from archiver.events import Event, append_events  # noqa: E402
+from archiver.collection.events import Event, append_events  # noqa: E402
 
 try:
     import numpy as np

@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO))
 import trafilatura  # noqa: E402
 
 from archiver.errors import ExtractionError  # noqa: E402
-from archiver.extract import extract_html, generic  # noqa: E402
-from archiver.extract.htmltext import element_paragraphs, parse_html  # noqa: E402
+from archiver.capture.extract import extract_html, generic  # noqa: E402
+from archiver.capture.extract.htmltext import element_paragraphs, parse_html  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "article-extraction-benchmark"
 _TOKEN = re.compile(r"\w+")
@@ -125,7 +125,7 @@ def trafilatura_tree(options: dict) -> Extractor:
 
 
 def ablation() -> dict[str, Extractor]:
-    """Each tuning step of archiver.extract.generic, added one at a time."""
+    """Each tuning step of archiver.capture.extract.generic, added one at a time."""
     def with_fallback(html: str) -> str:
         return "\n\n".join(generic.main_text_paragraphs(html, title=None))
     return {

@@ -33,7 +33,7 @@ DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
 
 def make_collection(count: int) -> Path:
     """``count`` small bags (text ~2 KB, metadata, a 4 KB 'WARC'), generated once."""
-    from archiver.bag import write_bag
+    from archiver.bagit.write import write_bag
 
     root = DATA / f"src-{count}"
     marker = root / ".archiver" / "generated"

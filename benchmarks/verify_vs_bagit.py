@@ -144,7 +144,7 @@ def compare(bag: Path, rounds: int, label: str) -> dict[str, float]:
 
 def library_time(bag: Path, rounds: int) -> float:
     """verify_bag in this process: the verifier without interpreter and CLI start-up."""
-    from archiver.verify import verify_bag
+    from archiver.bagit.verify import verify_bag
 
     times = []
     for _ in range(rounds):
@@ -177,7 +177,7 @@ def hash_seconds(blobs: list[bytes], threads: int = 2) -> float:
 def large_file_efficiency(bag: Path, rounds: int) -> tuple[float, float, float]:
     """(limit bytes/s, archiver bytes/s, median ratio), the limit and verify_bag
     measured alternately so both see the same machine load."""
-    from archiver.verify import verify_bag
+    from archiver.bagit.verify import verify_bag
 
     blobs = [p.read_bytes() for p in sorted((bag / "data").iterdir())]
     total = sum(len(b) for b in blobs)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.bag import write_bag
+from archiver.bagit.write import write_bag
 
 
 class S3Server:
@@ -25,7 +25,7 @@ class S3Server:
         self.endpoint_url = f"http://{host}:{port}"
 
     def client(self):
-        from archiver.mirror import make_client
+        from archiver.replication import make_client
 
         return make_client(self.endpoint_url)
 

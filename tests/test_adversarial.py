@@ -32,7 +32,7 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from archiver.bag import write_bag
+from archiver.bagit.write import write_bag
 from fixtures.bags.bag_cases import build_bag, seal, sha
 
 REPO = Path(__file__).resolve().parent.parent

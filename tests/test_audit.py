@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from archiver.audit import audit_collection, parse_max_age, plan_audit
-from archiver.bag import write_bag
+from archiver.collection.audit import audit_collection, parse_max_age, plan_audit
+from archiver.bagit.write import write_bag
 from archiver.cli import app
 from archiver.errors import StorageError, UsageError
-from archiver.events import Event, append_event, iso, read_events, utc_now
+from archiver.collection.events import Event, append_event, iso, read_events, utc_now
 
 runner = CliRunner()
 

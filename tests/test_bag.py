@@ -1,4 +1,4 @@
-"""archiver.bag: every bag written passes the bagit library, atomically."""
+"""archiver.bagit.write: every bag written passes the bagit library, atomically."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import bagit
 import pytest
 
-from archiver.bag import encode_manifest_path, render_manifest, render_tag_file, write_bag
-from archiver.collection import open_collection
+from archiver.bagit.write import encode_manifest_path, render_manifest, render_tag_file, write_bag
+from archiver.collection.root import open_collection
 from archiver.errors import StorageError
 
 

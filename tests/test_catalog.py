@@ -14,14 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from archiver.bag import write_bag
-from archiver.catalog import (
+from archiver.bagit.write import write_bag
+from archiver.collection.catalog import (
     SCHEMA_VERSION, NotInCatalog, catalog_add_bag, catalog_path, fts_query, open_catalog,
     read_bag_record, rebuild_catalog,
 )
 from archiver.cli import app
 from archiver.errors import UsageError
-from archiver.events import Event, append_event
+from archiver.collection.events import Event, append_event
 
 URL_A = "https://example.org/library/always-against-the-tanks"
 URL_B = "https://example.org/library/mutual-aid"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver.charset import HOW_VALUES, decode_document, decode_document_report
+from archiver.capture.charset import HOW_VALUES, decode_document, decode_document_report
 
 FRENCH = ("<html><head><title>Essai</title></head><body>"
           + "<p>Le café est très agréable à côté de la fenêtre, où l’on voit la mer. "

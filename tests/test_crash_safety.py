@@ -8,7 +8,7 @@ random generator (``CRASH_SEED`` in the environment overrides the seed; a
 failure message names it, so any failure reproduces). After every kill:
 
 - every bag folder visible under its final name is complete and valid
-  (bagit-python, and ``archiver.verify`` in full mode);
+  (bagit-python, and ``archiver.bagit.verify`` in full mode);
 - every ``capture`` success event names a bag that exists (events are
   written after the bag's rename, never before);
 - the event log parses; a torn line could only be the last one, and is
@@ -37,9 +37,9 @@ from typing import Callable
 import bagit
 import pytest
 
-from archiver.collection import TMP_PREFIX, list_bag_dirs
-from archiver.events import append_event, Event, events_path, read_events
-from archiver.verify import verify_bag
+from archiver.collection.root import TMP_PREFIX, list_bag_dirs
+from archiver.collection.events import append_event, Event, events_path, read_events
+from archiver.bagit.verify import verify_bag
 from conftest import LoopbackServer
 from s3fixture import make_bags
 
@@ -60,7 +60,7 @@ def cli(*args: str) -> list[str]:
 # time budget; nothing is written during imports, so no crash moment is lost.
 ZYGOTE = r"""
 import json, os, signal, sys
-import archiver.cli, archiver.snapshot, archiver.mirror, archiver.verify, archiver.catalog
+import archiver.cli, archiver.capture.snapshot, archiver.replication, archiver.bagit.verify, archiver.collection.catalog
 try:  # Linux: orphaned grandchildren (fork-pool workers of a killed run) come to us...
     import ctypes
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -413,7 +413,7 @@ def test_a_concurrent_run_leaves_a_live_writers_temporary_folder_alone(tmp_path:
         crashed = root / f"{TMP_PREFIX}crashed-run"
         (crashed / "data").mkdir(parents=True)
         live_writer = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from archiver.collection import make_temp_dir; "
+            [sys.executable, "-c", "import sys; from archiver.collection.root import make_temp_dir; "
              f"print(make_temp_dir(__import__('pathlib').Path({str(root)!r}), 'live'), flush=True); "
              "sys.stdin.read()"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
@@ -547,7 +547,7 @@ class SyncSpy:
         monkeypatch.setattr(os, "rename", rename)
         monkeypatch.setattr(os, "replace", replace)
         # The directory mirror may make a whole bag durable with one syncfs(2) (Linux).
-        from archiver.mirror import directory
+        from archiver.replication import directory
         real_syncfs = getattr(directory, "_SYNCFS", None)
         if real_syncfs is not None:
             def syncfs(fd: int) -> int:
@@ -590,8 +590,8 @@ class SyncSpy:
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
 def test_bags_and_mirrored_bags_are_fsynced_before_their_rename(tmp_path: Path, monkeypatch) -> None:
-    from archiver.bag import write_bag
-    from archiver.mirror import DirectoryTarget, mirror_collection
+    from archiver.bagit.write import write_bag
+    from archiver.replication import DirectoryTarget, mirror_collection
 
     root = tmp_path / "bags"
     root.mkdir()
@@ -607,7 +607,7 @@ def test_bags_and_mirrored_bags_are_fsynced_before_their_rename(tmp_path: Path, 
     assert report.ok
     assert str(target / bag.name) in spy.check()
     # repair swaps a staged replacement in: it too must be on disk before the swap
-    from archiver.repair import repair
+    from archiver.replication.repair import repair
     damaged = target / bag.name / "data" / "text.txt"
     damaged.write_bytes(damaged.read_bytes().upper())
     spy.log.clear()

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from archiver.cli import app
 from archiver.errors import ExtractionError
-from archiver.extract import extract_html
-from archiver.extract.htmltext import element_paragraphs, parse_html
-from archiver.text import CanonicalText
+from archiver.capture.extract import extract_html
+from archiver.capture.extract.htmltext import element_paragraphs, parse_html
+from archiver.capture.text import CanonicalText
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extract"
 EXACT_FIXTURES = sorted(path.parent.name for path in FIXTURES.glob("*/expected.txt"))
@@ -269,7 +269,7 @@ def test_paragraph_of_only_zero_width_spaces_is_empty():
 
 
 def test_generic_drops_a_first_paragraph_repeating_the_title():
-    from archiver.extract.generic import drop_repeated_title
+    from archiver.capture.extract.generic import drop_repeated_title
     paragraphs = ["Winter reading-room hours", "The text.", "More."]
     assert drop_repeated_title(paragraphs, "Winter reading-room hours | Eastgate") == ["The text.", "More."]
     assert drop_repeated_title(paragraphs, "winter  READING room hours") == ["The text.", "More."]

@@ -1,4 +1,4 @@
-"""archiver.fetch and archiver.warc against a real HTTP server on 127.0.0.1."""
+"""archiver.capture.fetch and archiver.capture.warc against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from warcio.archiveiterator import ArchiveIterator
 from conftest import send_body
 
 from archiver.errors import FetchError, RobotsDisallowed, TooLarge
-from archiver.fetch import Fetcher, FetchSettings, parse_content_type
-from archiver.warc import capture_to_warc
+from archiver.capture.fetch import Fetcher, FetchSettings, parse_content_type
+from archiver.capture.warc import capture_to_warc
 
 PAGE = "<html><head><title>T</title></head><body><p>Hello there, reader.</p></body></html>"
 

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from archiver.cli import app
-from archiver.events import read_events
-from archiver.mirror import DirectoryTarget, mirror_collection
-from archiver.mirror.plan import SourceBag, TargetBagState, plan_bag, send_order
-from archiver.mirror.target import joined_lines, missing_event_lines
-from archiver.verify import verify_bag
+from archiver.collection.events import read_events
+from archiver.replication import DirectoryTarget, mirror_collection
+from archiver.replication.plan import SourceBag, TargetBagState, plan_bag, send_order
+from archiver.replication.target import joined_lines, missing_event_lines
+from archiver.bagit.verify import verify_bag
 from s3fixture import flip_byte, make_bags, tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -253,7 +253,7 @@ def test_mirror_killed_with_sigkill_resumes_and_counts_nothing_half_sent(tmp_pat
 
 
 def test_planning_split_over_processes_agrees_with_serial(collection: Path, tmp_path: Path, monkeypatch):
-    from archiver.mirror import run
+    from archiver.replication import mirror as run
 
     target = DirectoryTarget(tmp_path / "elsewhere")
     mirror_collection(collection, target)

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from archiver.cli import app
-from archiver.mirror import S3Bag, make_client, mirror_collection, open_bag_readers, open_target
-from archiver.verify import verify_bag
+from archiver.replication import S3Bag, make_client, mirror_collection, open_bag_readers, open_target
+from archiver.bagit.verify import verify_bag
 from s3fixture import DUMMY_AWS, make_bags, s3_server  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -232,7 +232,7 @@ def seaweedfs(tmp_path, monkeypatch):
 
 @pytest.mark.seaweedfs
 def test_mirror_verify_and_repair_against_seaweedfs(tmp_path, seaweedfs):
-    from archiver.repair import repair
+    from archiver.replication.repair import repair
 
     source = tmp_path / "bags"
     make_bags(source, 3)

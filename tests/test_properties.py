@@ -34,12 +34,12 @@ import bagit
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from archiver.bag import write_bag
-from archiver.bagit_parse import parse_manifest, parse_tag_file
-from archiver.charset import decode_document
-from archiver.events import Event, append_events, events_path, read_events
-from archiver.text import CanonicalText, normalise_body
-from archiver.verify import verify_bag
+from archiver.bagit.write import write_bag
+from archiver.bagit.parse import parse_manifest, parse_tag_file
+from archiver.capture.charset import decode_document
+from archiver.collection.events import Event, append_events, events_path, read_events
+from archiver.capture.text import CanonicalText, normalise_body
+from archiver.bagit.verify import verify_bag
 
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,13 +11,13 @@ import bagit
 import pytest
 from typer.testing import CliRunner
 
-from archiver.bag import write_bag
-from archiver.catalog import open_catalog
+from archiver.bagit.write import write_bag
+from archiver.collection.catalog import open_catalog
 from archiver.cli import app
-from archiver.collection import list_bag_dirs, open_collection
-from archiver.fetch import Fetcher, FetchSettings
-from archiver.rebuild import rebuild_bags
-from archiver.snapshot import material_from_capture, write_capture_bag
+from archiver.collection.root import list_bag_dirs, open_collection
+from archiver.capture.fetch import Fetcher, FetchSettings
+from archiver.capture.rebuild import rebuild_bags
+from archiver.capture.snapshot import material_from_capture, write_capture_bag
 
 PAGE = """<html><head><title>On Bread</title><meta name="author" content="P. K."></head><body>
 <nav>Home | About</nav><article><h1>On Bread</h1>
@@ -125,7 +125,7 @@ def test_cli_rebuild(http_server, root: Path) -> None:
 
 def test_history_of_resnapshots_over_loopback(http_server, root: Path) -> None:
     """The whole path: capture, unchanged re-check, changed page; history shows all three."""
-    from archiver.snapshot import SnapshotOptions, snapshot
+    from archiver.capture.snapshot import SnapshotOptions, snapshot
 
     options = SnapshotOptions(root=root, fetch=FetchSettings(delay=0, retries=0, obey_robots=False), workers=1)
     url = http_server.add("/on-bread", PAGE, ETag='"v1"')

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from archiver.cli import app
-from archiver.events import read_events
-from archiver.mirror import DirectoryTarget, S3Bag, mirror_collection, open_target
-from archiver.repair import repair
-from archiver.verify import verify_bag
+from archiver.collection.events import read_events
+from archiver.replication import DirectoryTarget, S3Bag, mirror_collection, open_target
+from archiver.replication.repair import repair
+from archiver.bagit.verify import verify_bag
 from s3fixture import flip_byte, make_bags, s3_server, tree  # noqa: F401  (fixture)
 
 

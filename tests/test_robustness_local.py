@@ -27,7 +27,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archiver.cli import app
-from archiver.collection import list_bag_dirs
+from archiver.collection.root import list_bag_dirs
 from s3fixture import make_bags, s3_server  # noqa: F401 (fixture)
 
 runner = CliRunner()

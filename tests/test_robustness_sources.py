@@ -5,7 +5,7 @@ good sources, and each fault again on its own.
 For every fault that makes a capture impossible: one line naming the source
 and the reason, exit 1 for the batch, no bag and no temporary file for it, a
 ``capture`` failure event with the reason, and the good sources of the same
-batch bagged and valid (bagit-python and ``archiver.verify``).
+batch bagged and valid (bagit-python and ``archiver.bagit.verify``).
 
 Faults that are recoverable — a wrong or unknown declared charset, malformed
 but readable HTML, a robots.txt that answers 4xx — are captured, and the bag's
@@ -28,9 +28,9 @@ from typer.testing import CliRunner
 
 import faultserver as fs
 from archiver.cli import app
-from archiver.collection import list_bag_dirs
-from archiver.events import read_events
-from archiver.verify import verify_bag
+from archiver.collection.root import list_bag_dirs
+from archiver.collection.events import read_events
+from archiver.bagit.verify import verify_bag
 from conftest import LoopbackServer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ from warcio.archiveiterator import ArchiveIterator
 from conftest import send_body
 
 from archiver.cli import app
-from archiver.collection import list_bag_dirs
-from archiver.events import read_events
+from archiver.collection.root import list_bag_dirs
+from archiver.collection.events import read_events
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -231,7 +231,7 @@ def test_no_sources_is_a_usage_error(tmp_path) -> None:
 
 def test_an_unexpected_error_in_one_source_does_not_end_the_batch(http_server, tmp_path, monkeypatch) -> None:
     """Fault injection: the extractor blows up on one page only."""
-    import archiver.snapshot as pipeline
+    import archiver.capture.snapshot as pipeline
 
     real = pipeline.extract_html
 

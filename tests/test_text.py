@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver.text import CanonicalText, normalise_body, ordinal, retrieval_source_note
+from archiver.capture.text import CanonicalText, normalise_body, ordinal, retrieval_source_note
 
 # Text with the characters that make normalisation hard: CR/LF mixes, spaces
 # and tabs, NBSP, combining accents (NFC), and ordinary words.

@@ -1,4 +1,4 @@
-"""archiver.verify: every rule on its own fixture bag, modes, the CLI, security,
+"""archiver.bagit.verify: every rule on its own fixture bag, modes, the CLI, security,
 adversarial sizes, the BagReader protocol, and render -> parse round trips."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from archiver.bag import encode_manifest_path, render_manifest, render_tag_file, write_bag
-from archiver.bagit_parse import iter_text_lines, parse_manifest, parse_tag_file
-from archiver.bagreader import FileEntry, LocalBag
+from archiver.bagit.write import encode_manifest_path, render_manifest, render_tag_file, write_bag
+from archiver.bagit.parse import iter_text_lines, parse_manifest, parse_tag_file
+from archiver.bagit.reader import FileEntry, LocalBag
 from archiver.cli import app
 from archiver.errors import StorageError
-from archiver.hashing import IN_PROCESS_FILES, check_stream
-from archiver.verify import MAX_PER_CODE, PROBLEM_CODES, WARNING_CODES, find_bags, verify_bag
+from archiver.bagit.hashing import IN_PROCESS_FILES, check_stream
+from archiver.bagit.verify import MAX_PER_CODE, PROBLEM_CODES, WARNING_CODES, find_bags, verify_bag
 from fixtures.bags.bag_cases import CASES, build_bag, seal, sha
 
 runner = CliRunner()
@@ -255,7 +255,7 @@ def test_manifest_with_many_phantom_lines_is_capped(tmp_path: Path) -> None:
 
 
 def test_findings_past_the_cap_are_counted_once() -> None:
-    from archiver.verify import _Collector
+    from archiver.bagit.verify import _Collector
     out = _Collector()
     for _ in range(2):  # every finding added twice: the second time changes nothing
         for i in range(MAX_PER_CODE + 7):

@@ -14,7 +14,7 @@ from pathlib import Path
 import bagit
 import pytest
 
-from archiver.verify import verify_bag
+from archiver.bagit.verify import verify_bag
 from fixtures.bags.bag_cases import CASES
 
 # case -> (bagit-python's verdict, why archiver's verdict is the right one)

@@ -14,7 +14,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from archiver.cli import app
-from archiver.collection import list_bag_dirs
+from archiver.collection.root import list_bag_dirs
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent

@@ -1,0 +1,1 @@
+"""The capture pipeline: sources, fetch, charset, extract, canonical text, WARC, snapshot, rebuild."""

@@ -1,0 +1,93 @@
+"""The generic extractor for pages no profile knows: trafilatura, tuned.
+
+trafilatura finds the main text; archiver serialises trafilatura's XML tree by
+the same canonical rules as every profile (``<lb/>`` stays a line break,
+inline markup is flattened without added spaces, table cells keep a space
+between them). Header fields come from the page's JSON-LD/OpenGraph/meta
+(``metadata.page_metadata``).
+
+Tuning, each step measured on the article-extraction benchmark
+(``benchmarks/extraction.py``; figures in the README):
+
+1. comments are never body text (trafilatura includes them by default);
+2. precision-oriented extraction first: it leaves out more boilerplate;
+3. when that finds less than a short paragraph's worth of text, the balanced
+   mode runs too and wins if it finds substantially more (precision mode
+   sometimes keeps only a reprint notice and loses the article);
+4. a first paragraph that repeats the page title is dropped: the title is in
+   the header already.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import trafilatura
+from lxml.etree import _Element
+
+from archiver.capture.extract.htmltext import element_paragraphs
+from archiver.capture.extract.metadata import page_metadata
+from archiver.capture.extract.parts import PageParts
+
+NAME = "generic"
+VERSION = f"trafilatura/{trafilatura.__version__}+archiver/1"
+
+PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True}
+BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False}
+# Below this many characters a precision-mode result is suspect (step 3) …
+SHORT_RESULT_CHARS = 400
+# … and the balanced result replaces it only when at least this much longer.
+BALANCED_MUST_BE_LONGER = 2.0
+
+_WORDS = re.compile(r"\w+")
+
+
+def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
+    try:
+        document = trafilatura.bare_extraction(html, **options)
+    except Exception:  # trafilatura raises a variety of parser errors on broken pages
+        return []
+    if document is None or document.body is None:
+        return []
+    for code in document.body.iter("code"):
+        # trafilatura writes <pre> blocks as block-level <code>: keep their lines
+        parent = code.getparent()
+        if parent is not None and parent.tag in ("body", "doc", "quote") and "\n" in (code.text or ""):
+            code.tag = "pre"
+    return element_paragraphs(document.body)
+
+
+def _length(paragraphs: list[str]) -> int:
+    return sum(len(paragraph) for paragraph in paragraphs)
+
+
+def _words(text: str | None) -> list[str]:
+    return _WORDS.findall((text or "").lower())
+
+
+def drop_repeated_title(paragraphs: list[str], title: str | None) -> list[str]:
+    """Without a first paragraph that is the title (or the start of a
+    "Title | Site name" title); the header carries it."""
+    if len(paragraphs) < 2 or not title:
+        return paragraphs
+    first, title_words = _words(paragraphs[0]), _words(title)
+    if first and (first == title_words or (len(first) >= 3 and title_words[:len(first)] == first)):
+        return paragraphs[1:]
+    return paragraphs
+
+
+def main_text_paragraphs(html: str, title: str | None = None) -> list[str]:
+    """The main text's paragraphs (steps 1–4 above); [] when none is found."""
+    paragraphs = _trafilatura_paragraphs(html, PRECISION_OPTIONS)
+    if _length(paragraphs) < SHORT_RESULT_CHARS:
+        balanced = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
+        if _length(balanced) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
+            paragraphs = balanced
+    return drop_repeated_title(paragraphs, title)
+
+
+def extract(tree: _Element, html: str, url: str | None) -> PageParts:
+    parts = PageParts(**page_metadata(tree))
+    parts.paragraphs = main_text_paragraphs(html, parts.title)
+    return parts

@@ -1,0 +1,1 @@
+"""A collection root and its .archiver/: event log, capture record, audit, catalogue."""

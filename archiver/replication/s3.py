@@ -1,0 +1,332 @@
+"""S3-compatible object storage (AWS, SeaweedFS, Ceph RGW, MinIO) through boto3.
+
+``S3Bag`` reads a bag in place, streaming, for ``verify`` (the ``BagReader``
+protocol); ``S3Target`` is a mirror target. Keys::
+
+    <prefix>/<bag>/<path>                       the bag's files
+    <prefix>/.archiver/receipts/<bag>.json      receipt, written last
+    <prefix>/.archiver/events.jsonl             the mirrored event log
+
+S3 has no rename, but a PUT is atomic per object, so a bag is "published" by
+its receipt alone: objects are sent payload first, then tag files, then tag
+manifests, then the receipt. Every upload carries ``ChecksumAlgorithm=SHA256``
+(with the manifest's sha256 when there is one, so a store that checks it
+refuses a damaged upload). Credentials come the usual AWS way (environment,
+``~/.aws``, instance roles); ``endpoint_url`` points at a non-AWS store.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any, BinaryIO
+
+from archiver.bagit.reader import FileEntry
+from archiver.errors import StorageError, TargetUnreachable, UsageError
+from archiver.replication.plan import SourceBag, TargetBagState
+from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR, joined_lines
+
+SINGLE_PUT_LIMIT = 1 << 30  # above this, a multipart upload (boto3's managed transfer)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix/`` → ``("bucket", "some/prefix")``."""
+    if not url.startswith("s3://"):
+        raise UsageError(f"not an s3:// location: {url}")
+    bucket, _, prefix = url[5:].partition("/")
+    if not bucket:
+        raise UsageError(f"no bucket in {url} (expected s3://bucket/prefix)")
+    return bucket, prefix.strip("/")
+
+
+def make_client(endpoint_url: str | None = None, checksum_when_required: bool = True,
+                max_pool_connections: int = 16) -> Any:
+    """A boto3 S3 client. ``checksum_when_required`` sets boto3's
+    ``request_checksum_calculation``/``response_checksum_validation`` to
+    ``"when_required"``: stores that reject the default CRC32 headers work,
+    and uploads still carry the SHA256 checksum archiver asks for explicitly."""
+    import boto3
+    from botocore.config import Config
+
+    options: dict[str, Any] = {"max_pool_connections": max_pool_connections,
+                               "retries": {"max_attempts": 3, "mode": "standard"},
+                               "connect_timeout": 10, "read_timeout": 60}
+    if checksum_when_required:
+        options["request_checksum_calculation"] = "when_required"
+        options["response_checksum_validation"] = "when_required"
+    try:
+        return boto3.client("s3", endpoint_url=endpoint_url, config=Config(**options))
+    except Exception as exc:  # botocore raises many kinds for bad config
+        raise UsageError(f"cannot set up an S3 client: {exc}") from exc
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _is_missing(exc: Exception) -> bool:
+    return _error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+class _Body:
+    """A streaming object body as a binary file: read(n), close, context manager."""
+
+    def __init__(self, body: Any, location: str) -> None:
+        self._body = body
+        self._location = location
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._body.read(None if n is None or n < 0 else n)
+        except _client_errors() + (OSError,) as exc:
+            raise StorageError(f"reading {self._location} failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> "_Body":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class S3Objects:
+    """Thin layer over one bucket: list, get, put, delete, with archiver's errors."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def list(self, prefix: str) -> dict[str, dict]:
+        """Every object under ``prefix``: key → {"Size", "ETag"}."""
+        found: dict[str, dict] = {}
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", ()):
+                    found[obj["Key"]] = {"Size": obj["Size"], "ETag": obj.get("ETag", "")}
+        except _client_errors() as exc:
+            raise StorageError(f"cannot list {self.url(prefix)}: {exc}") from exc
+        return found
+
+    def open(self, key: str) -> _Body:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except _client_errors() as exc:
+            if _is_missing(exc):
+                raise FileNotFoundError(self.url(key)) from exc
+            raise StorageError(f"cannot read {self.url(key)}: {exc}") from exc
+        return _Body(response["Body"], self.url(key))
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            with self.open(key) as body:
+                return body.read()
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, stream: BinaryIO | bytes, size: int, sha256: str | None = None) -> None:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumAlgorithm": "SHA256"}
+        try:
+            if size > SINGLE_PUT_LIMIT and not isinstance(stream, bytes):
+                self.client.upload_fileobj(stream, self.bucket, key,
+                                           ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+                return
+            seekable = not isinstance(stream, bytes) and getattr(stream, "seekable", lambda: False)()
+            if sha256 is not None and seekable:
+                body: Any = stream  # streamed from disk; botocore seeks it back to retry
+            else:
+                body = stream if isinstance(stream, bytes) else stream.read()
+                if sha256 is None:
+                    sha256 = hashlib.sha256(body).hexdigest()
+            args["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+            self.client.put_object(Body=body, **args)
+        except _client_errors() as exc:
+            raise StorageError(f"cannot write {self.url(key)}: {exc}") from exc
+
+    def copy(self, source_key: str, key: str) -> None:
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256",
+                                    CopySource={"Bucket": self.bucket, "Key": source_key})
+        except _client_errors() as exc:
+            raise StorageError(f"cannot copy {self.url(source_key)} to {key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except _client_errors() as exc:
+            raise StorageError(f"cannot delete {self.url(key)}: {exc}") from exc
+
+
+class S3Bag:
+    """A bag on S3, read in place (``archiver.bagit.reader.BagReader``)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.objects = S3Objects(client, bucket)
+        self.prefix = prefix.strip("/")
+        self.location = f"s3://{bucket}/{self.prefix}"
+
+    def list_files(self) -> list[FileEntry]:
+        base = self.prefix + "/"
+        listed = self.objects.list(base)
+        return sorted((FileEntry(key[len(base):], meta["Size"]) for key, meta in listed.items()
+                       if not key.endswith("/")), key=lambda e: e.path)
+
+    def open(self, path: str) -> _Body:
+        return self.objects.open(f"{self.prefix}/{path}")
+
+
+def find_s3_bags(client: Any, url: str) -> list[S3Bag]:
+    """The bag at ``url`` if it is one, else every bag directly under it
+    (a prefix holding ``bagit.txt``); ``.archiver`` is skipped."""
+    bucket, prefix = parse_s3_url(url)
+    objects = S3Objects(client, bucket)
+    base = prefix + "/" if prefix else ""
+    listed = objects.list(base)
+    if base + "bagit.txt" in listed:
+        return [S3Bag(client, bucket, prefix)]
+    names = sorted({key[len(base):].split("/", 1)[0] for key in listed
+                    if key[len(base):].count("/") == 1 and key.endswith("/bagit.txt")})
+    return [S3Bag(client, bucket, base + name) for name in names if not name.startswith(".")]
+
+
+class S3Target:
+    """A mirror target ``s3://bucket/prefix``."""
+
+    def __init__(self, client: Any, url: str) -> None:
+        self.client = client
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.objects = S3Objects(client, self.bucket)
+        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._listing: dict[str, dict[str, dict]] | None = None
+        self._receipts: set[str] = set()
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def check_reachable(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except _client_errors() as exc:
+            raise TargetUnreachable(f"S3 bucket {self.bucket} cannot be reached: {exc} "
+                                    "(check --endpoint-url, credentials, and that the bucket exists)") from exc
+
+    def scan(self) -> None:
+        """List the whole target once: bag files with sizes and ETags, receipts."""
+        base = self._key("")
+        listing: dict[str, dict[str, dict]] = {}
+        receipts: set[str] = set()
+        receipt_base = self._key(RECEIPTS_DIR + "/")
+        for key, meta in self.objects.list(base).items():
+            if key.startswith(receipt_base) and key.endswith(".json"):
+                receipts.add(key[len(receipt_base):-5])
+                continue
+            rel = key[len(base):]
+            name, sep, path = rel.partition("/")
+            if sep and path and not name.startswith("."):
+                listing.setdefault(name, {})[path] = meta
+        self._listing, self._receipts = listing, receipts
+
+    def state(self, source: SourceBag) -> TargetBagState | None:
+        if self._listing is None:
+            self.scan()
+        assert self._listing is not None
+        files = self._listing.get(source.name)
+        if not files:
+            return None
+        identical = all(self._same_bytes(source.name, name, content, files.get(name))
+                        for name, content in source.tagmanifests.items())
+        return TargetBagState({p: m["Size"] for p, m in files.items()},
+                              source.name in self._receipts, identical)
+
+    def _same_bytes(self, name: str, path: str, content: bytes, meta: dict | None) -> bool:
+        if meta is None or meta["Size"] != len(content):
+            return False
+        etag = meta.get("ETag", "").strip('"')
+        # A single-part upload's ETag is the MD5 of its bytes on every S3 store
+        # archiver targets; anything else (multipart "-N", SSE-KMS) is fetched.
+        if len(etag) == 32 and "-" not in etag:
+            return etag == hashlib.md5(content).hexdigest()
+        return self.objects.get_bytes(self._key(f"{name}/{path}")) == content
+
+    def listing(self, name: str) -> dict[str, int]:
+        base = self._key(name + "/")
+        return {key[len(base):]: meta["Size"] for key, meta in self.objects.list(base).items()}
+
+    def keeps_receipts(self) -> bool:
+        """True when this target is a mirror (it holds at least one receipt)."""
+        return bool(self.objects.list(self._key(RECEIPTS_DIR + "/")))
+
+    def reader(self, name: str) -> S3Bag:
+        return S3Bag(self.client, self.bucket, self._key(name))
+
+    def has_receipt(self, name: str) -> bool:
+        return self.objects.get_bytes(self._key(f"{RECEIPTS_DIR}/{name}.json")) is not None
+
+    def bag_names(self) -> list[str]:
+        self.scan()
+        assert self._listing is not None
+        return sorted(self._listing)
+
+    def begin(self, name: str) -> None:
+        # After a scan we know which receipts exist; a new bag needs no DELETE.
+        if self._listing is None or name in self._receipts:
+            self.delete_receipt(name)
+            self._receipts.discard(name)
+
+    def put(self, name: str, path: str, stream: BinaryIO, size: int, sha256: str | None) -> None:
+        self.objects.put(self._key(f"{name}/{path}"), stream, size, sha256)
+
+    def delete(self, name: str, path: str) -> None:
+        self.objects.delete(self._key(f"{name}/{path}"))
+
+    def finish(self, name: str) -> None:
+        """Nothing to do: each PUT is durable when it returns."""
+
+    def write_receipt(self, name: str, data: bytes) -> None:
+        self.objects.put(self._key(f"{RECEIPTS_DIR}/{name}.json"), data, len(data))
+
+    def delete_receipt(self, name: str) -> None:
+        self.objects.delete(self._key(f"{RECEIPTS_DIR}/{name}.json"))
+
+    def read_event_log(self) -> bytes:
+        return self.objects.get_bytes(self._key(EVENTS_FILE)) or b""
+
+    def append_event_lines(self, lines: list[bytes]) -> None:
+        # S3 cannot append: the object is rewritten as what it held plus the
+        # new lines, so no line already there is ever lost.
+        if not lines:
+            return
+        existing = self.read_event_log()
+        data = existing + joined_lines(existing, lines)
+        self.objects.put(self._key(EVENTS_FILE), data, len(data))
+
+    # -- repair: stage under .archiver/staging, read back, copy into place -----------
+    def _staging_key(self, name: str, path: str = "") -> str:
+        return self._key(f".archiver/staging/{name}/{path}")
+
+    def stage(self, name: str, path: str, stream: BinaryIO) -> None:
+        body = stream.read()
+        self.objects.put(self._staging_key(name, path), body, len(body))
+
+    def staged_reader(self, name: str) -> S3Bag:
+        return S3Bag(self.client, self.bucket, self._staging_key(name).rstrip("/"))
+
+    def swap(self, name: str, path: str) -> None:
+        self.objects.copy(self._staging_key(name, path), self._key(f"{name}/{path}"))
+        self.objects.delete(self._staging_key(name, path))
+
+    def discard_staging(self, name: str) -> None:
+        for key in self.objects.list(self._staging_key(name)):
+            self.objects.delete(key)
