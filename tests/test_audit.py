@@ -14,7 +14,8 @@ from archiver.collection.audit import audit_collection, parse_max_age, plan_audi
 from archiver.bagit.write import write_bag
 from archiver.cli import app
 from archiver.errors import StorageError, UsageError
-from archiver.collection.events import Event, append_event, iso, read_events, utc_now
+from archiver.collection.events import Event, append_event, read_events
+from archiver.clock import iso, utc_now
 
 runner = CliRunner()
 

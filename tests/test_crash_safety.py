@@ -37,7 +37,8 @@ from typing import Callable
 import bagit
 import pytest
 
-from archiver.collection.root import TMP_PREFIX, list_bag_dirs
+from archiver.collection.root import list_bag_dirs
+from archiver.durable import TMP_PREFIX
 from archiver.collection.events import append_event, Event, events_path, read_events
 from archiver.bagit.verify import verify_bag
 from conftest import LoopbackServer
@@ -413,7 +414,7 @@ def test_a_concurrent_run_leaves_a_live_writers_temporary_folder_alone(tmp_path:
         crashed = root / f"{TMP_PREFIX}crashed-run"
         (crashed / "data").mkdir(parents=True)
         live_writer = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from archiver.collection.root import make_temp_dir; "
+            [sys.executable, "-c", "import sys; from archiver.durable import make_temp_dir; "
              f"print(make_temp_dir(__import__('pathlib').Path({str(root)!r}), 'live'), flush=True); "
              "sys.stdin.read()"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:

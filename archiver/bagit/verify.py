@@ -29,7 +29,8 @@ from archiver.bagit.parse import (
     parse_manifest, parse_oxum, parse_tag_file,
 )
 from archiver.bagit.reader import BagReader, FileEntry, LocalBag, iter_tree
-from archiver.collection.root import META_DIR, TMP_PREFIX
+from archiver.collection.root import META_DIR
+from archiver.durable import TMP_PREFIX
 from archiver.errors import StorageError, UsageError
 from archiver.bagit.hashing import IN_PROCESS_FILES, HashMismatch, check_stream, hash_stream
 from archiver.bagit.checks import check_contents

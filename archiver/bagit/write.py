@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from archiver import AGENT
-from archiver.collection.root import fsync_path, fsync_tree, make_temp_dir, release_temp_dir, renamed_held_dir
+from archiver.durable import fsync_path, fsync_tree, make_temp_dir, release_temp_dir, renamed_held_dir
 from archiver.errors import StorageError
-from archiver.collection.events import iso, utc_now
+from archiver.clock import iso, utc_now
 
 DEFAULT_ALGORITHMS = ("sha256", "sha512")
 _CHUNK = 1 << 20

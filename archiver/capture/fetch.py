@@ -36,7 +36,7 @@ from urllib3.util.retry import Retry
 
 from archiver import __version__
 from archiver.errors import FetchError, RobotsDisallowed, TooLarge
-from archiver.collection.events import utc_now
+from archiver.clock import utc_now
 
 DEFAULT_USER_AGENT = f"archiver/{__version__} (preservation crawler; set --user-agent to add a contact)"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024

@@ -29,7 +29,7 @@ from archiver.collection.catalog import Catalog, open_catalog
 from archiver.capture.charset import decode_document
 from archiver.collection.root import list_bag_dirs
 from archiver.errors import ArchiverError, SourceError, StorageError
-from archiver.collection.events import parse_iso
+from archiver.clock import parse_iso
 from archiver.capture.extract import extract_html
 from archiver.capture.fetch import parse_content_type
 from archiver.capture.snapshot import CaptureMaterial, write_capture_bag

@@ -32,9 +32,11 @@ from archiver import __version__
 from archiver.capture.attachments import DEFAULT_ATTACHMENT_MAX_BYTES, FetchedAttachments, fetch_attachments
 from archiver.bagit.write import write_bag
 from archiver.capture.charset import decode_document
-from archiver.collection.root import held_by_a_live_writer, list_bag_dirs, open_collection, release_temp_dir
+from archiver.collection.root import list_bag_dirs, open_collection
+from archiver.durable import held_by_a_live_writer, release_temp_dir
 from archiver.errors import ArchiverError, ExtractionError, SourceError, StorageError, UnsupportedContent
-from archiver.collection.events import Event, append_event, iso, read_events, utc_now
+from archiver.collection.events import Event, append_event, read_events
+from archiver.clock import iso, utc_now
 from archiver.capture.extract import Extraction, extract_html
 from archiver.capture.fetch import Capture, Fetcher, FetchSettings
 from archiver.capture.sources import resolve_source

@@ -52,7 +52,7 @@ class _RecordGzipWriter:
     def getvalue(self) -> bytes:
         return b"".join(self.members)
 from archiver.errors import StorageError, TooLarge
-from archiver.collection.events import iso
+from archiver.clock import iso
 from archiver.capture.fetch import Capture, Exchange
 
 

@@ -18,7 +18,7 @@ from archiver.bagit.write import hash_file
 from archiver.capture.charset import decode_document
 from archiver.collection.root import open_collection
 from archiver.errors import UsageError
-from archiver.collection.events import parse_iso, utc_now
+from archiver.clock import parse_iso, utc_now
 from archiver.capture.extract import extract_html
 from archiver.capture.fetch import parse_content_type
 from archiver.capture.snapshot import (CaptureMaterial, SnapshotOptions, SourceResult, _log_failure, bag_unless_unchanged,

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 from archiver.collection.root import list_bag_dirs
 from archiver.errors import StorageError, UsageError
-from archiver.collection.events import Event, append_event, parse_iso, read_events, utc_now
+from archiver.collection.events import Event, append_event, read_events
+from archiver.clock import parse_iso, utc_now
 from archiver.bagit.verify import BagReport, verify_bag
 
 MAX_FILES_IN_EVENT = 1000

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from archiver.collection.query import RANK_AT_MOST, HistoryEntry, SearchHit, fts_query, history_entries, search_hits
-from archiver.collection.root import META_DIR, TMP_PREFIX, fsync_dir, fsync_file, is_bag_dir, list_bag_dirs
+from archiver.collection.root import META_DIR, is_bag_dir, list_bag_dirs
+from archiver.durable import TMP_PREFIX, fsync_dir, fsync_file
 from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.collection.events import Event, events_path
 

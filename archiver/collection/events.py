@@ -21,28 +21,15 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from archiver import AGENT
+from archiver.clock import iso, utc_now
 from archiver.errors import StorageError
 
 EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion")
 OUTCOMES = ("success", "failure", "unverifiable", "unchanged")
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def iso(dt: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``: ``2026-11-25T09:30:00Z``."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 @dataclass

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archiver.bagit.reader import LocalBag, iter_tree, split_safe_relpath
-from archiver.collection.root import fsync_dir, fsync_file, is_bag_dir
+from archiver.collection.root import is_bag_dir
+from archiver.durable import fsync_dir, fsync_file
 from archiver.errors import StorageError, TargetUnreachable
 from archiver.replication.plan import SourceBag, TargetBagState
 from archiver.replication.target import EVENTS_FILE, PARTIAL_SUFFIX, RECEIPTS_DIR, joined_lines

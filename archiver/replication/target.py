@@ -22,7 +22,7 @@ import json
 from typing import BinaryIO, Protocol
 
 from archiver import AGENT
-from archiver.collection.events import iso, utc_now
+from archiver.clock import iso, utc_now
 from archiver.replication.fixity import Readable
 from archiver.replication.plan import SourceBag, TargetBagState
 

@@ -1,0 +1,116 @@
+"""catalog rebuild, list, show, search, history: the catalogue verbs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from archiver.cli.common import (EXIT_CANNOT_RUN, JsonOption, RootOption, app,
+                                 emit_json, err, errors_to_exit, fail, out, progress_bar)
+
+
+
+catalog_app = typer.Typer(help="The collection's catalogue (.archiver/catalog.sqlite).", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("rebuild")
+def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """Rebuild the catalogue from the bags and the event log.
+
+    Example: archiver catalog rebuild --root bags
+    """
+    from archiver.collection.catalog import rebuild_catalog
+
+    with errors_to_exit(json_output), progress_bar("indexing") as on_progress:
+        if not root.is_dir():
+            raise fail(f"collection root {root} does not exist", EXIT_CANNOT_RUN)
+        report = rebuild_catalog(root, on_progress=on_progress)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        out.print(f"catalogue rebuilt: {report.bags} bags, {report.checks} re-checks", markup=False)
+    for name, reason in report.skipped or []:
+        err.print(f"archiver: warning: skipped {name}: {reason}", markup=False)
+
+
+@app.command("list")
+def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """List every bag of the collection, oldest capture first.
+
+    Example: archiver list --root bags --json
+    """
+    from archiver.collection.catalog import open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        records = catalog.list_bags()
+    if json_output:
+        emit_json({"root": str(root), "bags": [r.to_dict() for r in records]})
+        return
+    for r in records:
+        out.print(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}", markup=False)
+
+
+@app.command()
+def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path = RootOption,
+         json_output: bool = JsonOption) -> None:
+    """Show one bag's catalogue record: by bag name, or the latest capture of a URL.
+
+    Example: archiver show https://theanarchistlibrary.org/library/... --root bags
+    """
+    from archiver.collection.catalog import open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        record = catalog.show(bag_or_url)
+    document = {**record.to_dict(), "path": str(root / record.name)}
+    if json_output:
+        emit_json(document)
+        return
+    for key, value in document.items():
+        if value is not None:
+            out.print(f"{key}: {value}", markup=False)
+
+
+@app.command()
+def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N results."),
+           root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """Full-text search of titles, authors and texts, best match first.
+
+    Words are searched as written (all must match); "a phrase" in double quotes;
+    word* for a prefix; OR, NOT and parentheses combine.
+
+    Example: archiver search 'mutual aid' --limit 5 --root bags
+    """
+    from archiver.collection.catalog import open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        hits = catalog.search(query, limit)
+    if json_output:
+        emit_json({"query": query, "results": [h.to_dict() for h in hits]})
+        return
+    for hit in hits:
+        out.print(f"{hit.name}  {hit.title or '(untitled)'}  {hit.url or ''}", markup=False)
+        out.print(f"    {' '.join(hit.snippet.split())}", markup=False)
+
+
+@app.command()
+def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -> None:
+    """Every capture and every unchanged re-check of a source, oldest first.
+
+    Example: archiver history https://theanarchistlibrary.org/library/... --root bags
+    """
+    from archiver.collection.catalog import NotInCatalog, open_catalog
+
+    with errors_to_exit(json_output), open_catalog(root) as catalog:
+        entries = catalog.history(url)
+        if not entries:
+            raise NotInCatalog(f"{url!r} was never captured in {root}")
+    if json_output:
+        emit_json({"url": url, "history": [e.to_dict() for e in entries]})
+        return
+    for e in entries:
+        note = f" ({e.reason})" if e.reason else ""
+        out.print(f"{e.time}  {e.kind:<9}  {e.bag or '-'}{note}", markup=False)
+
+

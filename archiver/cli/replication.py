@@ -1,0 +1,104 @@
+"""mirror and repair: replication verbs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from archiver.cli.common import (EXIT_OK, EXIT_PROBLEMS, JsonOption, app,
+                                 emit_json, err, errors_to_exit, out, progress_bar)
+
+
+
+EndpointOption = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
+                              help="S3 endpoint for non-AWS stores (SeaweedFS, Ceph RGW, MinIO).")
+ChecksumOption = typer.Option(
+    True, "--s3-checksum-when-required/--s3-checksum-default",
+    help="boto3 request_checksum_calculation: 'when_required' (default; works with stores that "
+         "reject CRC headers) or boto3's default. Uploads always carry SHA256.")
+
+
+@app.command()
+def mirror(
+    root: Path = typer.Argument(..., help="The collection root to mirror."),
+    target: str = typer.Argument(..., help="A directory, or s3://bucket/prefix."),
+    verify: bool = typer.Option(True, "--verify/--no-verify",
+                                help="Read every file back and hash it against the manifest (default)."),
+    endpoint_url: Optional[str] = EndpointOption,
+    checksum_when_required: bool = ChecksumOption,
+    workers: int = typer.Option(4, "--workers", min=1, help="Bags mirrored at once."),
+    json_output: bool = JsonOption,
+) -> None:
+    """Mirror every bag of ROOT to TARGET: incremental, verified, resumable.
+
+    Example: archiver mirror bags s3://library-b/texts --endpoint-url http://127.0.0.1:8333
+    """
+    from archiver.replication import mirror_collection, open_target
+
+    with errors_to_exit(json_output):
+        where = open_target(target, endpoint_url, checksum_when_required)
+        with progress_bar("mirror", enabled=not json_output) as on_progress:
+            report = mirror_collection(root, where, verify=verify, workers=workers,
+                                       on_progress=on_progress)
+    summary = report.to_dict()
+    code = EXIT_OK if report.ok else EXIT_PROBLEMS
+    if json_output:
+        emit_json({**summary, "exit_code": code})
+    else:
+        for result in report.bags:
+            if result.status == "failed":
+                err.print(f"failed      {result.bag}: {result.error}", markup=False)
+                for fault in result.faults[:5]:
+                    err.print(f"            {fault.message}", markup=False)
+            elif result.status != "present":
+                out.print(f"{result.status:<11} {result.bag} ({result.files_sent} files, "
+                          f"{result.bytes_sent} bytes sent)", markup=False)
+        out.print(f"{summary['mirrored']} mirrored, {summary['present']} already present, "
+                  f"{summary['unverified']} copied unverified, {summary['failed']} failed; "
+                  f"{summary['files_copied']} files ({summary['bytes_copied']} bytes) sent to "
+                  f"{report.target}", markup=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def repair(
+    target: str = typer.Argument(..., help="The damaged copy: a collection root or bag, directory or s3://."),
+    source: str = typer.Option(..., "--from", help="A good copy: collection root or bag, directory or s3://."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    endpoint_url: Optional[str] = EndpointOption,
+    checksum_when_required: bool = ChecksumOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Restore damaged files of bags at TARGET from a copy that matches the manifest.
+
+    Example: archiver repair s3://library-b/texts --from bags --dry-run
+    """
+    from archiver.replication import is_s3, make_client
+    from archiver.replication.repair import repair as run_repair
+
+    with errors_to_exit(json_output):
+        client = (make_client(endpoint_url, checksum_when_required)
+                  if is_s3(target) or is_s3(source) else None)
+        with progress_bar("repair", enabled=not json_output) as on_progress:
+            report = run_repair(target, source, dry_run=dry_run, client=client,
+                                on_progress=on_progress)
+    code = EXIT_OK if report.ok else EXIT_PROBLEMS
+    if json_output:
+        emit_json({**report.to_dict(), "exit_code": code})
+    else:
+        for result in report.bags:
+            if result.status == "intact":
+                continue
+            line = f"{result.status:<13} {result.bag}"
+            if result.replaced:
+                line += f": {', '.join(result.replaced)}"
+            if result.message:
+                line += f" ({result.message})"
+            (out if result.status in ("repaired", "would-repair") else err).print(line, markup=False)
+        counts = report.to_dict()["counts"]
+        out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no bags",
+                  markup=False)
+    raise typer.Exit(code)
+

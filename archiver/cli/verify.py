@@ -1,0 +1,146 @@
+"""verify and audit: fixity verbs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
+                                 emit_json, err, errors_to_exit, fail, one_line, out, progress_bar)
+from archiver.errors import ArchiverError
+
+
+_MODE_LABELS = {
+    "full": ("valid: every checksum verified", "INVALID"),
+    "fast": ("Payload-Oxum matches (--fast: counts and sizes only, checksums NOT checked)",
+             "Payload-Oxum check FAILED (--fast: checksums NOT checked)"),
+    "completeness": ("complete (--completeness-only: every file present and listed, checksums NOT checked)",
+                     "INCOMPLETE or malformed (--completeness-only: checksums NOT checked)"),
+}
+
+
+
+def _print_bag_report(report: Any) -> None:
+    good, bad = _MODE_LABELS[report.mode]
+    version = f", BagIt {report.version}" if report.version else ""
+    location = one_line(report.location)
+    if report.valid:
+        out.print(f"OK   {location}: {good} ({report.files} files, {report.bytes} bytes{version})",
+                  markup=False)
+    else:
+        out.print(f"BAD  {location}: {bad}: {len(report.problems)} problem(s){version}", markup=False)
+    for problem in report.problems:
+        out.print(f"     error    {problem.code}  {one_line(problem.path)}: {one_line(problem.message)}",
+                  markup=False)
+    for warning in report.warnings:
+        out.print(f"     warning  {warning.code}  {one_line(warning.path)}: {one_line(warning.message)}",
+                  markup=False)
+
+
+@app.command()
+def verify(
+    paths: list[str] = typer.Argument(..., metavar="PATH...",
+                                      help="A bag or a collection root (every bag under it); "
+                                           "or s3://bucket/prefix[/bag], read in place."),
+    fast: bool = typer.Option(False, "--fast", help="Check Payload-Oxum only (file count and bytes)."),
+    completeness_only: bool = typer.Option(False, "--completeness-only",
+                                           help="Check everything except checksums."),
+    processes: Optional[int] = typer.Option(None, "--processes", min=1,
+                                            help="Hashing processes (default: one per core)."),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
+                                               help="S3 endpoint for s3:// paths (SeaweedFS, Ceph RGW, MinIO)."),
+    json_output: bool = JsonOption,
+) -> None:
+    """Verify bags strictly by RFC 8493 (BagIt 0.93 - 1.0); report every problem, by file.
+
+    Example: ``archiver verify bags/`` or ``archiver verify --fast bags/essay-20261125T093000Z``.
+    Exit 0 all valid (warnings allowed), 1 any invalid, 3 a path could not be read.
+    """
+    from archiver.bagit.verify import find_bags, verify_bag
+
+    if fast and completeness_only:
+        raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
+    mode = "fast" if fast else "completeness" if completeness_only else "full"
+    reports: list[Any] = []
+    errors: list[dict[str, str]] = []
+
+    def could_not_read(path: Any, message: str) -> None:
+        errors.append({"path": str(path), "error": message})
+        err.print(f"archiver: error: {message}", markup=False)
+
+    for given in paths:
+        try:
+            if given.startswith("s3://"):
+                from archiver.replication import open_bag_readers
+                bags: list[Any] = list(open_bag_readers(given, endpoint_url))
+            elif not Path(given).exists():
+                could_not_read(Path(given), f"{given} does not exist")
+                continue
+            else:
+                bags = find_bags(Path(given))
+        except ArchiverError as exc:
+            could_not_read(Path(given), str(exc))
+            continue
+        if not bags:
+            could_not_read(Path(given), f"no bag at or under {given}")
+            continue
+        for bag in bags:
+            label = getattr(bag, "name", None) or str(getattr(bag, "location", bag)).rsplit("/", 1)[-1]
+            try:
+                with progress_bar(f"verifying {label}", enabled=not json_output) as on_progress:
+                    report = verify_bag(bag, mode, processes, on_progress)
+            except ArchiverError as exc:
+                could_not_read(bag, str(exc))
+                continue
+            reports.append(report)
+            if not json_output:
+                _print_bag_report(report)
+    invalid = sum(1 for r in reports if not r.valid)
+    if json_output:
+        emit_json({"mode": mode, "bags": [r.to_dict() for r in reports], "errors": errors})
+    elif len(reports) > 1:
+        word = {"full": "valid", "fast": "Payload-Oxum OK (--fast)",
+                "completeness": "complete (--completeness-only)"}[mode]
+        out.print(f"{len(reports)} bags: {len(reports) - invalid} {word}, {invalid} with problems", markup=False)
+    raise typer.Exit(EXIT_CANNOT_RUN if errors else EXIT_PROBLEMS if invalid else EXIT_OK)
+
+
+@app.command()
+def audit(
+    root: Path = RootOption,
+    max_age: str = typer.Option("90d", "--max-age", help="Re-verify bags not checked for this long (90d, 12h, 2w)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Verify at most N bags this run."),
+    processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Hashing processes per bag."),
+    json_output: bool = JsonOption,
+) -> None:
+    """Fully verify the bags least recently checked, log a fixity event for each, print one summary.
+
+    Example: ``archiver audit --root bags --max-age 90d --limit 500``.
+    Exit 0 all checked bags valid and none missing, 1 a bag failed or vanished, 3 could not run.
+    """
+    from archiver.collection.audit import audit_collection, parse_max_age
+
+    with errors_to_exit(json_output):
+        age = parse_max_age(max_age)
+        with progress_bar("auditing", enabled=not json_output) as on_progress:
+            report = audit_collection(root, age, limit, processes, on_progress=on_progress)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        by_reason: dict[str, int] = {}
+        for item in report.skipped:
+            by_reason[item["reason"]] = by_reason.get(item["reason"], 0) + 1
+        reasons = ", ".join(f"{n} {r.replace('-', ' ')}" for r, n in sorted(by_reason.items()))
+        out.print(f"audit of {root}: {report.checked} checked, {len(report.ok)} ok, {len(report.failed)} failed, "
+                  f"{len(report.missing)} missing, {len(report.skipped)} skipped"
+                  + (f" ({reasons})" if reasons else ""), markup=False)
+        for failure in report.failed:
+            codes = sorted({p["code"] for p in failure["problems"]})
+            files = ", ".join(failure["files"]) or "(the bag as a whole)"
+            out.print(f"FAILED   {failure['bag']}: {files} [{', '.join(codes)}]", markup=False)
+        for bag in report.missing:
+            out.print(f"MISSING  {bag}: the event log knows this bag but its folder is gone", markup=False)
+    raise typer.Exit(EXIT_OK if report.clean else EXIT_PROBLEMS)
+
