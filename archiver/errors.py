@@ -9,6 +9,7 @@ exceptions.
     │   └── ManifestError          a collection manifest is unreadable or invalid
     ├── SourceError                exit 1: one source could not be captured
     │   ├── FetchError             HTTP or network failure (status, timeout, refused)
+    │   │   └── HTTPStatusError    the server answered a status other than 200 (``status``)
     │   ├── RobotsDisallowed       robots.txt forbids the URL
     │   ├── TooLarge               body (raw or decoded) over the size cap
     │   ├── UnsupportedContent     not a text/HTML document
@@ -40,6 +41,14 @@ class SourceError(ArchiverError):
 
 class FetchError(SourceError):
     pass
+
+
+class HTTPStatusError(FetchError):
+    """The final answer was an HTTP status other than 200 (or 304 to a conditional request)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RobotsDisallowed(SourceError):

@@ -15,7 +15,10 @@ an ``archiver.errors.SourceError`` with a one-line reason.
 robots.txt that itself errors is treated as Google documents for its
 crawler: 4xx (but 429) means no restrictions; 429, 5xx or an unreachable
 server means "disallow everything" for now. The decision is recorded in
-``Capture.robots``.
+``Capture.robots``. A ``Crawl-delay`` for our user agent raises that host's
+delay (never lowers it), up to ``CRAWL_DELAY_MAX`` seconds. Listings (XML,
+gzip, text) are fetched like pages, under the same caps; ``gunzip_capped``
+inflates a gzipped sitemap with the cap applied to the inflated bytes.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from archiver import __version__
-from archiver.errors import FetchError, RobotsDisallowed, TooLarge
+from archiver.errors import FetchError, HTTPStatusError, RobotsDisallowed, TooLarge
 from archiver.clock import utc_now
 
 DEFAULT_USER_AGENT = f"archiver/{__version__} (preservation crawler; set --user-agent to add a contact)"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 _CHUNK = 64 * 1024
+CRAWL_DELAY_MAX = 120.0
 
 
 @dataclass
@@ -105,6 +109,12 @@ class HostThrottle:
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
         self._next: dict[str, float] = {}
+        self._host_delay: dict[str, float] = {}   # a robots.txt Crawl-delay above ``delay``
+
+    def slow_down(self, host: str, seconds: float) -> None:
+        """Keep at least ``seconds`` between requests to ``host`` (Crawl-delay)."""
+        if seconds > self.delay:
+            self._host_delay[host] = min(seconds, CRAWL_DELAY_MAX)
 
     def wait(self, host: str) -> threading.Lock:
         with self._lock:
@@ -117,7 +127,7 @@ class HostThrottle:
         return lock
 
     def done(self, host: str, lock: threading.Lock) -> None:
-        self._next[host] = time.monotonic() + self.delay
+        self._next[host] = time.monotonic() + self._host_delay.get(host, self.delay)
         lock.release()
 
 
@@ -199,7 +209,26 @@ class Fetcher:
                     return None, f"allow: {robots_url} redirected to a {exchange.status}"
         body = _decode_content(exchange, self.settings.max_bytes)
         text = body[:500 * 1024].decode("utf-8", errors="replace")
-        return Protego.parse(text), "parsed"
+        parser = Protego.parse(text)
+        crawl_delay = parser.crawl_delay(self.settings.user_agent)
+        if crawl_delay:
+            self.throttle.slow_down(urlsplit(origin).netloc, float(crawl_delay))
+        return parser, "parsed"
+
+    def robots_sitemaps(self, url: str) -> list[str]:
+        """The ``Sitemap:`` lines of the robots.txt of ``url``'s host (when robots.txt is obeyed)."""
+        if not self.settings.obey_robots:
+            return []
+        try:
+            self.robots_verdict(url)
+        except FetchError:
+            return []
+        except RobotsDisallowed:
+            pass
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        with self._robots_lock:
+            parser, _ = self._robots.get(origin, (None, ""))
+        return list(parser.sitemaps) if parser is not None else []
 
     # -- fetching ----------------------------------------------------------
     def fetch(self, url: str, conditional: dict[str, str] | None = None,
@@ -250,8 +279,9 @@ class Fetcher:
         if final.status != 200:
             reason = f" {final.reason}" if final.reason else ""
             if final.status in RETRY_STATUSES:
-                raise FetchError(f"HTTP {final.status}{reason} (after {self.settings.retries} retries)")
-            raise FetchError(f"HTTP {final.status}{reason}")
+                raise HTTPStatusError(f"HTTP {final.status}{reason} (after {self.settings.retries} retries)",
+                                      final.status)
+            raise HTTPStatusError(f"HTTP {final.status}{reason}", final.status)
         body = _decode_content(final, cap)
         content_type_header = _header(final.response_headers, "Content-Type") or ""
         content_type, charset = parse_content_type(content_type_header)
@@ -349,6 +379,11 @@ def _decode_content(exchange: Exchange, cap: int) -> bytes:
         else:
             raise FetchError(f"unsupported Content-Encoding {coding!r}")
     return data
+
+
+def gunzip_capped(data: bytes, cap: int) -> bytes:
+    """Inflate a gzip file (a ``.xml.gz`` sitemap), refusing past ``cap`` inflated bytes."""
+    return _inflate(data, zlib.MAX_WBITS | 16, cap)
 
 
 def _inflate(data: bytes, wbits: int, cap: int) -> bytes:

@@ -56,6 +56,10 @@ class SnapshotOptions:
     workers: int = 4
     with_attachments: bool = False
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES
+    # sync: which attachments to capture, given the source URL and the links the page offers
+    # (default: every link); it may add links the page lacks (an amusewiki text's .muse).
+    choose_attachments: Callable[[str, list[dict]], list[dict]] | None = None
+    fetcher: Fetcher | None = None             # sync: the fetcher its discovery used (one throttle, one robots.txt)
 
 
 @dataclass
@@ -119,12 +123,13 @@ def snapshot(sources: list[str], options: SnapshotOptions,
     record_unlogged_bags(root)
     previous = last_captures(root)
     names = BagNames(root)
-    fetcher = Fetcher(options.fetch)
+    fetcher = options.fetcher or Fetcher(options.fetch)
     # Attachments are fetched after extraction, with the batch's fetcher (its
     # per-host delay), so that work stays in this process.
     processes = 0 if options.with_attachments else _process_count(len(sources))
     builder = _Builder(root, collection_id, options.organization, processes,
-                       (fetcher, options.attachment_max_bytes) if options.with_attachments else None)
+                       (fetcher, options.attachment_max_bytes, options.choose_attachments)
+                       if options.with_attachments else None)
     results: list[SourceResult | None] = [None] * len(sources)
     done = 0
     lock = threading.Lock()
@@ -170,7 +175,7 @@ class _Builder:
     """Runs build jobs inline or in a process pool forked before any thread starts."""
 
     def __init__(self, root: Path, collection_id: str, organization: str, processes: int,
-                 attachments: tuple[Fetcher, int] | None = None) -> None:
+                 attachments: tuple[Fetcher, int, Callable | None] | None = None) -> None:
         self.context = (root, collection_id, organization)
         self.attachments = attachments
         self.pool: ProcessPoolExecutor | None = None
@@ -230,15 +235,17 @@ def _conditional_headers(prior: PreviousCapture | None) -> dict[str, str] | None
 
 
 def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
-           attachments: tuple[Fetcher, int] | None = None) -> tuple[SourceResult, Path | None]:
+           attachments: tuple[Fetcher, int, Callable | None] | None = None) -> tuple[SourceResult, Path | None]:
     """Decode, extract, render the WARC and write the bag (runs in a worker)."""
     source, url, prior = job.source, job.url, job.prior
     try:
         material = material_from_capture(job.capture) if job.capture else _capture_local(url)
-        if attachments is not None and job.capture is not None and material.extraction.links:
-            fetcher, cap = attachments
-            material.attachments = fetch_attachments(fetcher, material.extraction.links, cap)
-            material.warc = capture_to_warc(job.capture, attachments=material.attachments.captures)
+        if attachments is not None and job.capture is not None:
+            fetcher, cap, choose = attachments
+            links = choose(url, material.extraction.links) if choose else material.extraction.links
+            if links:
+                material.attachments = fetch_attachments(fetcher, links, cap)
+                material.warc = capture_to_warc(job.capture, attachments=material.attachments.captures)
         return bag_unless_unchanged(root, source, material, prior, collection_id, organization,
                                     name=job.name, update_catalogue=False)
     except Exception as exc:  # noqa: BLE001 - one source's bug must not end the batch

@@ -8,10 +8,11 @@ With ``--json`` a command prints exactly one JSON document on stdout.
 One module per verb group registers its commands on the one ``app``
 (``common.py``): ``capture`` (snapshot, extract, rebuild), ``verify``
 (verify, audit), ``replication`` (mirror, repair), ``catalog`` (catalog
-rebuild, list, show, search, history).
+rebuild, list, show, search, history), ``sync`` (discover, sync).
 """
 
 from archiver.cli import capture, catalog, replication, verify  # noqa: F401  (register the commands)
+from archiver.cli import sync  # noqa: F401  (discover, sync)
 from archiver.cli.common import app
 
 __all__ = ["app"]

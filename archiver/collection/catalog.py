@@ -233,13 +233,18 @@ def _insert_bag(conn: sqlite3.Connection, record: BagRecord) -> None:
 
 
 def _capture_event_row(event: Event) -> tuple | None:
-    """The ``capture_events`` row of a successful or unchanged capture, else None."""
-    if event.type != "capture" or event.outcome not in ("success", "unchanged"):
+    """The ``capture_events`` row of a successful or unchanged capture (or a sync's
+    gone/unlisted finding), else None."""
+    if event.type in ("gone", "unlisted"):  # sync: no longer listed by its site (shown by history)
+        outcome = event.type
+    elif event.type != "capture" or event.outcome not in ("success", "unchanged"):
         return None
+    else:
+        outcome = event.outcome
     url = event.detail.get("url")
     if not url:
         return None
-    return (event.id, event.outcome, str(url), event.time, event.bag,
+    return (event.id, outcome, str(url), event.time, event.bag,
             _text_or_none(event.detail.get("final_url")), _text_or_none(event.detail.get("text_sha256")),
             _text_or_none(event.detail.get("reason")))
 

@@ -34,7 +34,8 @@ class SearchHit:
 class HistoryEntry:
     """One look at a source: a ``capture`` (a bag), a ``rebuilt`` bag (text
     re-derived offline from an earlier capture; ``time`` is that capture's), or
-    an ``unchanged`` re-check (an event; ``bag`` is the bag whose text it matched)."""
+    an ``unchanged`` re-check (an event; ``bag`` is the bag whose text it matched),
+    or a sync's ``gone``/``unlisted`` finding (``reason`` says what the URL answered)."""
 
     kind: str
     time: str
@@ -134,7 +135,8 @@ def _search_rows(conn: sqlite3.Connection, match: str, limit: int, rank_at_most:
 
 def history_entries(conn: sqlite3.Connection, url: str) -> list[HistoryEntry]:
     """Every bag and unchanged re-check of ``url`` (as given or as finally
-    redirected to), oldest first; at equal times a capture comes first."""
+    redirected to), and every gone/unlisted finding of ``sync``, oldest first;
+    at equal times a capture comes first."""
     sql = (
         "SELECT * FROM ("
         "SELECT iif(b.derived_from IS NULL, 'capture', 'rebuilt') AS kind, b.retrieved AS time, b.name, "
@@ -143,8 +145,8 @@ def history_entries(conn: sqlite3.Connection, url: str) -> list[HistoryEntry]:
         "(SELECT min(e.seq) FROM capture_events e WHERE e.bag = b.name AND e.outcome = 'success') AS seq "
         "FROM bags b WHERE b.url = ?1 OR b.final_url = ?1 "
         "UNION ALL "
-        "SELECT 'unchanged', time, bag, url, final_url, text_sha256, reason, event_id, seq "
-        "FROM capture_events WHERE outcome = 'unchanged' AND (url = ?1 OR final_url = ?1)) "
+        "SELECT outcome, time, bag, url, final_url, text_sha256, reason, event_id, seq "
+        "FROM capture_events WHERE outcome IN ('unchanged', 'gone', 'unlisted') AND (url = ?1 OR final_url = ?1)) "
         # Times have whole seconds; within one, the event log's order tells (a bag
         # without a capture event first).
         "ORDER BY time, coalesce(seq, -1), kind")
