@@ -115,6 +115,8 @@ class HostThrottle:
         """Keep at least ``seconds`` between requests to ``host`` (Crawl-delay)."""
         if seconds > self.delay:
             self._host_delay[host] = min(seconds, CRAWL_DELAY_MAX)
+            # robots.txt itself was a request: the next one waits the Crawl-delay too.
+            self._next[host] = max(self._next.get(host, 0.0), time.monotonic() + self._host_delay[host])
 
     def wait(self, host: str) -> threading.Lock:
         with self._lock:

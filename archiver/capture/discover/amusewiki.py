@@ -9,7 +9,8 @@ The text ``BASENAME.muse`` has its page at ``/library/BASENAME`` and its source
 at ``/mirror/PATH``. Specials (``specials/…``) and non-text files (images,
 attachments) are not texts of the library and are left out. Without
 ``mirror.ts.txt``, ``/mirror.txt`` (the same files as absolute URLs, no times)
-is read instead.
+is read instead when ``via="amusewiki"`` was asked for (``auto`` spends one
+request to tell whether a site is amusewiki).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def find(site: str, fetcher: Fetcher, found: Findings, options: DiscoverOptions)
     try:
         body = fetch_listing(fetcher, listing)
     except NotThisKind:
+        if options.via != "amusewiki":
+            raise  # auto: one request to tell; mirror.txt is read only when amusewiki is asked for
         _read_mirror_txt(origin, fetcher, found)
         return
     entries = _parse_mirror_ts(body, listing, found)

@@ -77,5 +77,6 @@ def read_feed(url: str, fetcher: Fetcher, found: Findings) -> None:
         link = entry.get("link")
         if not link:
             continue
-        lastmod = lastmod_from_struct(entry.get("updated_parsed") or entry.get("published_parsed"))
+        # dict.get: feedparser's own get maps a missing updated_parsed to published_parsed, with a warning.
+        lastmod = lastmod_from_struct(dict.get(entry, "updated_parsed") or dict.get(entry, "published_parsed"))
         found.add(urljoin(url, link), lastmod, url)
