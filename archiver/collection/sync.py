@@ -240,21 +240,18 @@ def _filter(site: SiteSpec) -> Callable[[str], bool]:
 
 
 def _chooser(kinds: tuple[str, ...], found: DiscoveryReport) -> Callable[[str, list[dict]], list[dict]]:
-    """The attachments to capture for a text: the page's links of those kinds; for
-    amusewiki, also the files every text has (``.muse`` from the mirror, else
-    ``PAGE.KIND``) when the page does not link them."""
+    """The attachments to capture for a text. amusewiki: one file per kind, the
+    ``.muse`` from the mirror (else ``PAGE.muse``) and ``PAGE.KIND`` for the
+    others, as amusewiki serves every text (links the page offers elsewhere,
+    such as its git view, are left). Other sites: the page's links of those kinds."""
     muse = {t.url: t.muse for t in found.texts if t.muse}
     amusewiki = found.via == "amusewiki"
 
     def choose(url: str, links: list[dict]) -> list[dict]:
-        chosen = [link for link in links if link.get("kind") in kinds]
-        if amusewiki:
-            have = {link.get("kind") for link in chosen}
-            for kind in kinds:
-                if kind not in have:
-                    chosen.append({"url": muse.get(url) if kind == "muse" and url in muse else f"{url}.{kind}",
-                                   "kind": kind})
-        return chosen
+        if not amusewiki:
+            return [link for link in links if link.get("kind") in kinds]
+        return [{"url": muse.get(url, f"{url}.muse") if kind == "muse" else f"{url}.{kind}", "kind": kind}
+                for kind in kinds]
     return choose
 
 
