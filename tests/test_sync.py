@@ -315,3 +315,95 @@ def test_a_site_not_found_at_all_is_one_line(tmp_path: Path) -> None:
         assert stderr.count("\n") == 1 and "no listing found" in stderr and "/mirror.ts.txt: HTTP 404" in stderr
     finally:
         nothing.close()
+
+
+# -- crash safety ---------------------------------------------------------------------------------
+
+KILLS_PER_PHASE = 6
+
+
+@pytest.mark.slow
+def test_sync_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
+    """SIGKILL ``archiver sync`` at seeded random moments, first while it builds a collection,
+    then while it takes in edits, additions and removals; each time the next run finishes the
+    job: every text has its bags, none twice, each vanished text one ``gone`` event."""
+    import random
+
+    from test_crash_safety import SEED, LogWatch, Zygote, catalogue_ok, check_bag, count_new, kill_moment, \
+        run_and_kill
+
+    site = AmusewikiSite.synthetic(16)
+    zygote = Zygote()
+    rng = random.Random(SEED)
+    root = tmp_path / "bags"
+    path = manifest(tmp_path, site_entry(site.base))
+    args = ["sync", str(path), "--root", str(root), *FAST]
+    watch = LogWatch(root)
+    checked: set[str] = set()
+
+    def kill_loop(phase: str, to_write: int) -> int:
+        """Kill runs until KILLS_PER_PHASE were killed running; return how many landed mid-way
+        (some but not all of the phase's bags written)."""
+        kills = attempts = mid_way = 0
+        start = len(checked)
+        while kills < KILLS_PER_PHASE:
+            attempts += 1
+            assert attempts < KILLS_PER_PHASE * 4, f"{phase}: runs keep finishing before the kill"
+            wait_for, then = kill_moment(rng, to_write)
+            context = f"{phase}, kill {kills + 1}: after {wait_for} new bags + {then:.3f}s (CRASH_SEED={SEED})"
+            before = set(root.iterdir()) if root.exists() else set()
+            new_bags = count_new(root, {p.name for p in before})
+            killed = run_and_kill(zygote, args, lambda: new_bags() >= wait_for, then)
+            kills += killed
+            bags = {b.name for b in list_bag_dirs(root)} if root.exists() else set()
+            mid_way += bool(killed and len(bags - checked) and len(bags) - start < to_write)
+            visible = {p.name for p in root.iterdir() if not p.name.startswith(".")} if root.exists() else set()
+            assert visible == bags, f"{context}: folders that are not bags: {sorted(visible - bags)}"
+            assert checked <= bags, f"{context}: bags disappeared: {sorted(checked - bags)}"
+            for name in sorted(bags - checked):
+                check_bag(root / name, context)
+            checked.update(bags)
+            for event in watch.check(context):
+                if event.type == "capture" and event.outcome == "success":
+                    assert event.bag in bags, f"{context}: event for a bag that is not there: {event.bag}"
+            catalogue_ok(root, context)
+        return mid_way
+
+    def finish(phase: str) -> dict:
+        code, document, stderr = run_sync(path, root)
+        assert code == 0, (phase, stderr, document["counts"])
+        assert document["counts"]["failed"] == 0
+        watch.check(f"{phase}: final run")
+        return document
+
+    try:
+        assert kill_loop("building", 16) >= 2, "too few kills landed between the first and the last bag"
+        finish("building")
+        by_url = bags_by_url(root)
+        assert sorted(by_url) == sorted(site.url(f"/library/{s}") for s in site.texts)
+        assert all(len(names) == 1 for names in by_url.values()), "a text was bagged twice"
+
+        slugs = sorted(site.texts)
+        edited, removed = slugs[:4], slugs[4:6]
+        for slug in edited:
+            site.edit(slug, f"An edit to {slug}.")
+        for slug in removed:
+            site.remove(slug)
+        site.add_synthetic("late-arrival-1")
+        site.add_synthetic("late-arrival-2")
+        assert kill_loop("taking in changes", 6) >= 1, "no kill landed between the first and the last bag"
+        finish("taking in changes")
+        by_url = bags_by_url(root)
+        for slug in slugs + ["late-arrival-1", "late-arrival-2"]:
+            expected = 2 if slug in edited else 1
+            assert len(by_url[site.url(f"/library/{slug}")]) == expected, (slug, by_url[site.url(f"/library/{slug}")])
+        gone = sorted(e.detail["url"] for e in read_events(root).events if e.type == "gone")
+        assert gone == sorted(site.url(f"/library/{s}") for s in removed), "each vanished text: one gone event"
+
+        site.clear_log()
+        document = finish("at rest")
+        assert document["counts"]["unchanged-not-fetched"] == 16
+        assert site.paths_requested() == ["/robots.txt", "/mirror.ts.txt"]
+    finally:
+        zygote.close()
+        site.close()
