@@ -96,7 +96,7 @@ def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N 
 
 @app.command()
 def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -> None:
-    """Every capture and every unchanged re-check of a source, oldest first.
+    """Every capture and unchanged re-check of a source (and sync's gone/unlisted findings), oldest first.
 
     Example: archiver history https://theanarchistlibrary.org/library/... --root bags
     """

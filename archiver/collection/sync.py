@@ -166,6 +166,7 @@ def sync(manifest: Manifest, options: SyncOptions,
         report.sites.append(SiteOutcome(site.url, found.via, len(found.texts), found.complete, found.problems))
         report.texts += _sync_site(root, site, found, state, snap, fetcher, progress)
     if manifest.sources:
+        progress.total += len(manifest.sources)
         results = snapshot(manifest.sources, snap, on_progress=progress.step)
         report.texts += [_outcome(r, None, None, r.url in state.previous) for r in results]
     return report
