@@ -68,16 +68,7 @@ class Manifest:
 
 def load_manifest(path: Path | str) -> Manifest:
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
-    try:
-        doc = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(f"{path}: TOML syntax error: {exc}") from exc
+    raw, doc = _read_toml(path)
     lines = raw.splitlines()
 
     def line_of(pattern: str, occurrence: int = 0) -> str:
@@ -162,6 +153,20 @@ def _load_sites(path: Path, table: object, line_of) -> list[SiteSpec]:
     return sites
 
 
+def _read_toml(path: Path) -> tuple[str, dict]:
+    """A manifest's text and its TOML document; a ManifestError names the file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: manifest not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+    try:
+        return raw, tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: TOML syntax error: {exc}") from exc
+
+
 def _key_pattern(key: str, table: bool = False) -> str:
     """A regex for the line that sets ``key`` (or opens table ``[key]``)."""
     assignment = re.escape(key) + r"\s*="
@@ -218,14 +223,7 @@ def merge_sources(path: Path, urls: list[str], collection_id: str) -> tuple[list
     new entries are appended, and the file is replaced atomically."""
     path = Path(path)
     if path.exists():
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
-        try:
-            doc = tomllib.loads(raw)
-        except tomllib.TOMLDecodeError as exc:
-            raise ManifestError(f"{path}: TOML syntax error: {exc}") from exc
+        raw, doc = _read_toml(path)
         entries = doc.get("sources", [])
         existing = {e.get("url") for e in entries if isinstance(e, dict)} if isinstance(entries, list) else set()
         text = raw if not raw or raw.endswith("\n") else raw + "\n"

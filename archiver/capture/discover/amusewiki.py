@@ -16,7 +16,7 @@ request to tell whether a site is amusewiki).
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from archiver.capture.discover.listing import (DiscoverOptions, Findings, NotThisKind, fetch_listing,
                                                lastmod_from_unix, looks_like_html, origin_of)
@@ -97,7 +97,3 @@ def _add_file(origin: str, path: str, lastmod: str | None, listing: str, found: 
     if not basename:
         return
     found.add(f"{origin}/library/{quote(basename)}", lastmod, listing, muse=f"{origin}/mirror/{quote(path)}")
-
-
-def is_amusewiki_page(url: str) -> bool:
-    return urlsplit(url).path.startswith("/library/")
