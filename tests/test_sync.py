@@ -250,12 +250,16 @@ def test_hostile_listings_each_get_one_line_and_the_other_sites_go_on(tmp_path: 
         "http://other.invalid", [("/node/1", 1_700_000_000)]).replace(
         "</urlset>", f"<url><loc>{elsewhere.base}/node/2</loc></url></urlset>").encode())
     cut_ts.routes["/mirror.ts.txt"] = (200, {"Content-Type": "text/plain"}, b"n/no/node-1.muse#1700000000\nn/no/no")
-    sites = [html_sitemap, garbage, truncated, looping, stalling, failing, elsewhere, cut_ts]
+    not_a_feed, not_oai = DrupalSite(nodes=1), DrupalSite(nodes=1)
+    not_a_feed.routes["/rss.xml"] = (200, {"Content-Type": "text/html"}, b"<html><body><p>News</p></body></html>")
+    not_oai.routes["/oai-pmh"] = (200, {"Content-Type": "text/xml"}, b'<?xml version="1.0"?><rss version="2.0"/>')
+    sites = [html_sitemap, garbage, truncated, looping, stalling, failing, elsewhere, cut_ts, not_a_feed, not_oai]
     try:
         path = manifest(tmp_path, site_entry(html_sitemap.base, via="sitemap"), site_entry(garbage.base, via="sitemap"),
                         site_entry(truncated.base), site_entry(looping.base), site_entry(stalling.base, via="sitemap"),
                         site_entry(failing.base, via="amusewiki"), site_entry(elsewhere.base),
-                        site_entry(cut_ts.base, via="amusewiki", attachments=[]), site_entry(good.base))
+                        site_entry(cut_ts.base, via="amusewiki", attachments=[]), site_entry(good.base),
+                        site_entry(not_a_feed.base, via="feed"), site_entry(not_oai.base, via="oai-pmh"))
         result = runner.invoke(app, ["sync", str(path), "--root", str(tmp_path / "bags"), "--delay", "0",
                                      "--retries", "0", "--timeout", "1", "--json"])
         assert result.exit_code == 1, result.output
@@ -270,6 +274,8 @@ def test_hostile_listings_each_get_one_line_and_the_other_sites_go_on(tmp_path: 
             failing: "HTTP 503",
             elsewhere: "1 URL(s) on other hosts left out (first: http://other.invalid/node/1)",
             cut_ts: "mirror.ts.txt: truncated at line 2",
+            not_a_feed: not_a_feed.url("/rss.xml") + " is not an RSS or Atom feed",
+            not_oai: "is XML but not OAI-PMH (root <rss>)",
         }
         for site, reason in expected.items():
             mine = [line for line in lines if line.startswith(f"archiver: {site.base}: ")]
