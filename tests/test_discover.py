@@ -139,6 +139,15 @@ def test_match_exclude_limit_and_since(wordpress: WordPressSite) -> None:
     assert len(since.texts) == 1
 
 
+def test_a_sitemap_robots_txt_names_wrongly_is_not_taken_for_a_loop(drupal: DrupalSite) -> None:
+    drupal.robots = f"User-agent: *\nSitemap: {drupal.base}/sitemap.xml\n"
+    drupal.routes["/sitemap.xml"] = (200, {"Content-Type": "text/html"}, b"<html><body>Home</body></html>")
+    report = discover(drupal.base, DiscoverOptions(via="sitemap"), fetcher())
+    assert len(report.problems) == 1 and "loop" not in report.problems[0]
+    assert report.problems[0].startswith("no listing found: ") and "is an HTML page" in report.problems[0]
+    assert drupal.paths_requested().count("/sitemap.xml") == 1
+
+
 def test_gzipped_sitemap_is_read(drupal: DrupalSite) -> None:
     drupal.routes["/sitemap.xml"] = (200, {"Content-Type": "application/gzip"},
                                      gzip.compress(urlset(drupal.base, [("/node/9", 1_700_000_000)]).encode()))

@@ -27,9 +27,9 @@ def find(site: str, fetcher: Fetcher, found: Findings, options: DiscoverOptions)
     origin = origin_of(site)
     declared = fetcher.robots_sitemaps(site)
     seen: set[str] = set()
+    reasons: list[str] = []
     if declared:
         answered = 0
-        reasons = []
         for url in declared:
             if not found.on_this_site(url):
                 found.other_host(url)
@@ -43,8 +43,10 @@ def find(site: str, fetcher: Fetcher, found: Findings, options: DiscoverOptions)
             for reason in reasons:
                 found.problem(f"robots.txt names a sitemap that is not one: {reason}")
             return
-    tried = []
+    tried = reasons  # what robots.txt named, then the usual places
     for path in WELL_KNOWN:
+        if origin + path in seen:
+            continue  # robots.txt named it, and it was not a sitemap
         try:
             read_sitemap(origin + path, fetcher, found, options, seen, depth=0, parent=None)
             return
