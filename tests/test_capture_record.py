@@ -184,3 +184,61 @@ def test_a_taken_name_gives_the_next_free_one(tmp_path: Path) -> None:
     assert [first.name, second.name] == ["essay-20261130T100000Z-2", "essay-20261130T100000Z-3"]
     assert CaptureRecord.read(second).text == record.text
     assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
+
+
+# -- two processes, one name -------------------------------------------------------------------------
+
+STARTER = r"""
+import sys
+import archiver.cli, archiver.capture.snapshot, archiver.collection.catalog
+print("ready", flush=True)
+sys.stdin.readline()
+sys.argv = ["archiver", *sys.argv[1:]]
+archiver.cli.app()
+"""
+
+
+def test_two_processes_capturing_same_slug_sources_in_one_second_both_succeed(http_server, tmp_path: Path) -> None:
+    """Two ``snapshot`` runs on one root capture different sources whose bags ask for
+    the same name in the same second: both are captured, under distinct names, and logged."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from conftest import REPO, send_body
+
+    for attempt in range(3):
+        arrived = threading.Barrier(2, timeout=30)
+
+        def page(handler, _barrier=arrived) -> None:
+            _barrier.wait()  # both runs hold a fetched page at once, then race to write its bag
+            body = PAGE.replace(b"Bread and Roses", handler.path.encode())
+            send_body(handler, body)
+
+        http_server.routes["/a/p1"] = http_server.routes["/b/p1"] = page
+        root = tmp_path / f"bags-{attempt}"
+        runs = [subprocess.Popen([sys.executable, "-c", STARTER, "snapshot", http_server.url(path), "--root",
+                                  str(root), "--delay", "0", "--retries", "0", "--json"],
+                                 cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for path in ("/a/p1", "/b/p1")]
+        for run in runs:
+            assert run.stdout is not None and run.stdout.readline() == b"ready\n"
+        time.sleep(1.05 - time.time() % 1)  # start both just after a second begins
+        for run in runs:
+            assert run.stdin is not None
+            run.stdin.write(b"go\n")
+            run.stdin.flush()
+        outputs = [run.communicate(timeout=120) for run in runs]
+        for run, (out, err) in zip(runs, outputs):
+            assert run.returncode == 0, err.decode()
+        bags = [json.loads(out)["sources"][0]["bag"] for out, _err in outputs]
+        if bags[0].removesuffix("-2")[-16:] != bags[1].removesuffix("-2")[-16:]:
+            continue  # the two retrievals fell in different seconds: no collision to test; again
+        assert sorted(bags) == sorted([bags[0].removesuffix("-2"), bags[0].removesuffix("-2") + "-2"])
+        logged = {e.bag for e in read_events(root).events if e.type == "capture" and e.outcome == "success"}
+        assert logged == set(bags)
+        texts = {CaptureRecord.read(root / bag).metadata["url"] for bag in bags}
+        assert texts == {http_server.url("/a/p1"), http_server.url("/b/p1")}
+        return
+    pytest.fail("three attempts never retrieved both pages in one second")
