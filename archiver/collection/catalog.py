@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, TypeVar
 
 from archiver.collection.catalog_build import (
     _BAG_COLUMNS, CATALOG_NAME, RANK, SCHEMA_VERSION, BagRecord, OnProgress, RebuildReport, build_catalog,
@@ -45,6 +45,7 @@ from archiver.collection.query import RANK_AT_MOST, HistoryEntry, SearchHit, fts
 from archiver.errors import ArchiverError, StorageError, UsageError
 
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+T = TypeVar("T")
 __all__ = ["CATALOG_NAME", "RANK", "SCHEMA_VERSION", "BagRecord", "Catalog", "HistoryEntry", "NotInCatalog",
            "RebuildReport", "SearchHit", "build_catalog", "catalog_add_bag", "catalog_path", "fts_query",
            "open_catalog", "read_bag_record", "rebuild_catalog"]
@@ -150,7 +151,7 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, query: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _run(self, query: Callable[[sqlite3.Connection], T]) -> T:
         try:
             return query(self._conn)
         except sqlite3.Error as exc:

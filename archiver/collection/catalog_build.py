@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -159,11 +159,11 @@ def _flock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def write_lock(root: Path) -> Any:
+def write_lock(root: Path) -> AbstractContextManager[None]:
     return _flock(Path(root) / META_DIR / "catalog.write.lock")
 
 
-def rebuild_lock(root: Path) -> Any:
+def rebuild_lock(root: Path) -> AbstractContextManager[None]:
     return _flock(Path(root) / META_DIR / "catalog.rebuild.lock")
 
 
