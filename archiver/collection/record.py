@@ -110,6 +110,7 @@ class CaptureRecord:
             staging = make_temp_dir(root, "record")
         except OSError as exc:
             raise StorageError(f"cannot create a temporary folder in {root}: {exc.strerror}") from exc
+        final: Path | None = None
         try:
             built = write_bag(staging, base_name, self.payload(), info, keep_held=True)
             try:
@@ -118,12 +119,15 @@ class CaptureRecord:
                 fsync_path(root)
             except BaseException:
                 release_temp_dir(built)
+                if final is not None:
+                    release_temp_dir(final)
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write bag {base_name} in {root}: {exc.strerror or exc}") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             release_temp_dir(staging)
+        assert final is not None
         if not keep_held:
             release_temp_dir(final)
         return final
@@ -167,7 +171,8 @@ class CaptureRecord:
 
     @property
     def url(self) -> str | None:
-        return _str_or_none(self.metadata.get("url"))
+        url = self.metadata.get("url")
+        return None if url is None else str(url)
 
     @property
     def organization(self) -> str | None:
@@ -202,10 +207,6 @@ def _parse_bag_info(data: bytes) -> dict[str, str]:
         if sep and not line[:1].isspace():
             info.setdefault(label.strip(), value.strip())
     return info
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 # --------------------------------------------------------------------------- claiming a name
