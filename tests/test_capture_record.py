@@ -242,3 +242,18 @@ def test_two_processes_capturing_same_slug_sources_in_one_second_both_succeed(ht
         assert texts == {http_server.url("/a/p1"), http_server.url("/b/p1")}
         return
     pytest.fail("three attempts never retrieved both pages in one second")
+
+
+@pytest.mark.parametrize("metadata, reason", [
+    (b"[" * 200_000 + b"]" * 200_000, "not valid JSON"),   # nesting past the recursion limit
+    (b"\xff\xfe not utf-8", "not valid JSON"),
+    (b"[1, 2]", "not a JSON object"),
+])
+def test_malformed_metadata_is_damage_not_a_crash(tmp_path: Path, metadata: bytes, reason: str) -> None:
+    from archiver.bagit.write import write_bag
+
+    bag = write_bag(tmp_path, "odd-20261130T100000Z", {"text.txt": b"Title: T\n", "metadata.json": metadata}, [])
+    with pytest.raises(DamagedCapture, match=reason):
+        CaptureRecord.read(bag)
+    from archiver.collection.catalog import read_bag_record
+    assert reason in (read_bag_record(bag).damaged or "")

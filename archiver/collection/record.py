@@ -154,7 +154,7 @@ class CaptureRecord:
                                  "a link out of a bag, so the bag is not read")
         try:
             metadata = json.loads(_read(reader, name, METADATA))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise DamagedCapture(f"{name}: {METADATA} is not valid JSON ({exc})") from exc
         if not isinstance(metadata, dict):
             raise DamagedCapture(f"{name}: {METADATA} is not a JSON object")
