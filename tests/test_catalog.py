@@ -230,7 +230,7 @@ def test_damaged_catalogue_is_rebuilt_with_same_results(collection: Path, damage
     assert _snapshot(collection) == before
 
 
-def test_rebuild_replaces_file_and_skips_unreadable_bags(collection: Path) -> None:
+def test_rebuild_replaces_file_and_lists_unreadable_bags_as_damaged(collection: Path) -> None:
     open_catalog(collection).close()
     reader = sqlite3.connect(catalog_path(collection))
     reader.execute("BEGIN")
@@ -239,8 +239,13 @@ def test_rebuild_replaces_file_and_skips_unreadable_bags(collection: Path) -> No
                       body="x", retrieved="2026-11-25T00:00:00Z")
     (broken / "data" / "metadata.json").write_text("{not json")
     report = rebuild_catalog(collection)
-    assert report.bags == 3 and report.checks == 2
-    assert [name for name, _ in report.skipped] == ["broken-20261125T000000Z"]
+    assert report.bags == 4 and report.checks == 2
+    assert [name for name, _ in report.damaged] == ["broken-20261125T000000Z"]
+    assert "metadata.json is not valid JSON" in report.damaged[0][1]
+    with open_catalog(collection) as catalog:
+        listed = {r.name: r for r in catalog.list_bags()}
+        assert "metadata.json" in (listed["broken-20261125T000000Z"].damaged or "")
+        assert listed["tanks-20261101T100000Z"].damaged is None
     # A reader that was inside a transaction keeps its whole, old catalogue.
     assert reader.execute("SELECT count(*) FROM bags").fetchone()[0] == old_count
     reader.close()

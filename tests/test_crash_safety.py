@@ -615,3 +615,37 @@ def test_bags_and_mirrored_bags_are_fsynced_before_their_rename(tmp_path: Path, 
     repaired = repair(target, root)
     assert repaired.ok and damaged.read_bytes() == (bag / "data" / "text.txt").read_bytes()
     assert str(damaged) in spy.check()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+def test_a_capture_record_is_fsynced_before_its_no_replace_rename(tmp_path: Path, monkeypatch) -> None:
+    """A capture's bag is built in a staging folder and moved to a free name with
+    renameat2(RENAME_NOREPLACE): everything is on disk before that rename, the root after."""
+    from archiver.collection import record as record_module
+
+    root = tmp_path / "bags"
+    root.mkdir()
+    spy = SyncSpy(monkeypatch)
+    real = record_module.rename_no_replace
+
+    def logged(src: Path, dst: Path) -> None:
+        spy.log.append(("rename", os.path.abspath(src), os.path.abspath(dst)))
+        real(src, dst)
+
+    monkeypatch.setattr(record_module, "rename_no_replace", logged)
+    record = record_module.CaptureRecord.new({"url": "https://example.org/e", "retrieved": "2026-11-25T09:30:00Z"},
+                                             b"Title: T\n\nText.\n", b"warc", organization="o", collection_id="c",
+                                             attachments={"attachments/a.pdf": b"%PDF"})
+    bag = record.write(root, "e-20261125T093000Z")
+    # write_bag's own rename (temporary folder -> staging/name) is checked by the test above;
+    # here: every file and folder of the bag was fsynced under one of its earlier names before
+    # the no-replace rename, and the root after it.
+    [at] = [i for i, e in enumerate(spy.log) if e[0] == "rename" and e[2] == str(bag)]
+    before = {e[1] for e in spy.log[:at] if e[0] == "fsync"}
+    staged = Path(spy.log[at][1])
+    built = [Path(e[1]) for e in spy.log[:at] if e[0] == "rename" and e[2] == str(staged)]
+    for path in [bag, *bag.rglob("*")]:
+        rel = path.relative_to(bag)
+        assert any(str(earlier / rel) in before for earlier in [staged, *built]), \
+            f"{rel} was not fsynced before the rename"
+    assert str(root) in {e[1] for e in spy.log[at + 1:] if e[0] == "fsync"}, "root not fsynced after"

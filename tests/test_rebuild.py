@@ -17,7 +17,8 @@ from archiver.cli import app
 from archiver.collection.root import list_bag_dirs, open_collection
 from archiver.capture.fetch import Fetcher, FetchSettings
 from archiver.capture.rebuild import rebuild_bags
-from archiver.capture.snapshot import material_from_capture, write_capture_bag
+from archiver.capture.material import material_from_capture
+from archiver.capture.snapshot import write_capture_bag
 
 PAGE = """<html><head><title>On Bread</title><meta name="author" content="P. K."></head><body>
 <nav>Home | About</nav><article><h1>On Bread</h1>

@@ -231,7 +231,7 @@ def test_no_sources_is_a_usage_error(tmp_path) -> None:
 
 def test_an_unexpected_error_in_one_source_does_not_end_the_batch(http_server, tmp_path, monkeypatch) -> None:
     """Fault injection: the extractor blows up on one page only."""
-    import archiver.capture.snapshot as pipeline
+    import archiver.capture.material as pipeline
 
     real = pipeline.extract_html
 

@@ -321,7 +321,7 @@ class Fetcher:
         original = resp.raw._original_response  # http.client response: headers in order, as sent
         response_headers = list(original.msg.items()) if original is not None else list(resp.headers.items())
         version = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1"}.get(getattr(original, "version", 11), "HTTP/1.1")
-        request_headers = list(resp.request.headers.items())
+        request_headers = [(k, _header_text(v)) for k, v in resp.request.headers.items()]
         return Exchange(url, "GET", request_headers, resp.status_code, resp.reason or "", version,
                         response_headers, body, when)
 
@@ -355,6 +355,11 @@ def parse_content_type(value: str) -> tuple[str, str | None]:
         if key.strip().lower() == "charset" and val.strip():
             charset = val.strip().strip("'\"")
     return mime, charset
+
+
+def _header_text(value: str | bytes) -> str:
+    """A header value as text (http.client gives str; bytes only from odd servers)."""
+    return value if isinstance(value, str) else value.decode("latin-1")
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:

@@ -19,22 +19,20 @@ exactly the new text, gives no bag (outcome ``unchanged``), so running
 from __future__ import annotations
 
 import hashlib
-import json
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from archiver.collection.catalog import Catalog, open_catalog
-from archiver.capture.charset import decode_document
-from archiver.collection.root import list_bag_dirs
-from archiver.errors import ArchiverError, SourceError, StorageError
-from archiver.clock import parse_iso
-from archiver.capture.extract import extract_html
 from archiver.capture.fetch import parse_content_type
-from archiver.capture.snapshot import CaptureMaterial, write_capture_bag
-from archiver.bagit.reader import LocalBag
+from archiver.capture.material import CaptureMaterial, build_material
+from archiver.capture.snapshot import write_capture_bag
 from archiver.capture.warc import check_gzip_whole, read_final_response
+from archiver.clock import parse_iso
+from archiver.collection.catalog import Catalog, open_catalog
+from archiver.collection.record import CaptureRecord
+from archiver.collection.root import list_bag_dirs
+from archiver.errors import ArchiverError, SourceError
 
 
 @dataclass
@@ -47,43 +45,17 @@ class RebuildResult:
     reason: str | None = None
     exit_code: int = 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _read_bag(bag_dir: Path) -> tuple[dict, bytes, bytes, dict[str, str]]:
-    """(metadata, text bytes, WARC bytes, bag-info elements) of a bag on disk."""
-    reader = LocalBag(bag_dir)  # never follows a symlink, never opens outside the bag
-
-    def read(relpath: str) -> bytes:
-        try:
-            with reader.open(relpath) as stream:
-                return stream.read()
-        except FileNotFoundError as exc:
-            raise SourceError(f"{bag_dir.name} has no {relpath}: cannot rebuild it") from exc
-
-    try:
-        metadata = json.loads(read("data/metadata.json"))
-        text = read("data/text.txt")
-        warc = read("data/capture.warc.gz")
-        info_lines = read("bag-info.txt").decode("utf-8").splitlines()
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"cannot read bag {bag_dir.name}: {exc}") from exc
-    if not isinstance(metadata, dict):
-        raise StorageError(f"cannot read bag {bag_dir.name}: data/metadata.json is not an object")
-    info = {}
-    for line in info_lines:
-        label, sep, value = line.partition(":")
-        if sep and not line[:1].isspace():
-            info.setdefault(label.strip(), value.strip())
-    return metadata, text, warc, info
-
-
-def rederive(bag_dir: Path) -> tuple[CaptureMaterial, bytes, dict[str, str]]:
+def rederive(bag_dir: Path) -> tuple[CaptureMaterial, CaptureRecord]:
     """The capture material the current extractors make of a bag's raw capture,
-    the bag's current text bytes, and its bag-info elements. SourceError
-    (exit 1) when the bag holds no usable capture or no text can be extracted."""
-    metadata, old_text, warc, info = _read_bag(bag_dir)
+    and the bag's record as read. DamagedCapture (exit 1) for a bag that cannot
+    be read as a capture; SourceError (exit 1) when it holds no usable capture or
+    no text can be extracted."""
+    record = CaptureRecord.read(bag_dir, warc=True)
+    metadata, warc = record.metadata, record.warc
     try:
         check_gzip_whole(warc)
     except (OSError, EOFError, zlib.error) as exc:
@@ -100,46 +72,40 @@ def rederive(bag_dir: Path) -> tuple[CaptureMaterial, bytes, dict[str, str]]:
     if final is None:
         raise SourceError(f"{bag_dir.name}: capture.warc.gz holds no response record")
     target_uri, body, http_headers = final
-    content_type = next((v for k, v in http_headers.items() if k.lower() == "content-type"), "")
-    header_charset = parse_content_type(content_type)[1] if content_type else None
-    html, charset, how = decode_document(body, header_charset)
+    mime, header_charset = parse_content_type(
+        next((v for k, v in http_headers.items() if k.lower() == "content-type"), ""))
     try:
         retrieved = parse_iso(metadata["retrieved"])
     except (KeyError, TypeError, ValueError) as exc:
         raise SourceError(f"{bag_dir.name}: metadata.json has no valid retrieval time") from exc
     final_url = metadata.get("final_url") or target_uri
-    extraction = extract_html(html, url=final_url, retrieved=retrieved)
-    material = CaptureMaterial(
-        url=metadata.get("url") or final_url, final_url=final_url, retrieved=retrieved,
-        extraction=extraction, canonical=extraction.text.render().encode("utf-8"), warc=warc,
-        raw_body=body, http_status=metadata.get("http_status"),
-        content_type=metadata.get("content_type") or parse_content_type(content_type)[0],
-        charset=charset, charset_source=how, etag=metadata.get("etag"),
+    material = build_material(
+        body, url=metadata.get("url") or final_url, final_url=final_url, retrieved=retrieved, warc=warc,
+        content_type=metadata.get("content_type") or mime, header_charset=header_charset,
+        http_status=metadata.get("http_status"), etag=metadata.get("etag"),
         last_modified=metadata.get("last_modified"), redirects=metadata.get("redirects") or [],
         robots=metadata.get("robots") or "",
-        derived_from={"bag": bag_dir.name, "text_sha256": hashlib.sha256(old_text).hexdigest(),
-                      "extractor_version": metadata.get("extractor_version")},
-    )
-    return material, old_text, info
+        derived_from={"bag": bag_dir.name, "text_sha256": hashlib.sha256(record.text).hexdigest(),
+                      "extractor_version": metadata.get("extractor_version")})
+    return material, record
 
 
 def rebuild_bag(root: Path, bag_dir: Path, catalog: Catalog) -> RebuildResult:
     """Rebuild one bag of the collection at ``root`` (see the module docstring)."""
     name = bag_dir.name
     try:
-        material, old_text, info = rederive(bag_dir)
-        new_sha = hashlib.sha256(material.canonical).hexdigest()
+        material, record = rederive(bag_dir)
+        new_sha = material.text_sha256
         version = material.extraction.extractor_version
-        if material.canonical == old_text:
+        if material.canonical == record.text:
             return RebuildResult(name, "unchanged", text_sha256=new_sha, extractor_version=version,
                                  reason="the current extractors give the same text")
         earlier = [r.name for r in catalog.derived_from(name) if r.text_sha256 == new_sha]
         if earlier:
             return RebuildResult(name, "unchanged", new_bag=earlier[0], text_sha256=new_sha,
                                  extractor_version=version, reason=f"already rebuilt as {earlier[0]}")
-        new_dir = write_capture_bag(root, material,
-                                    info.get("Bag-Group-Identifier") or Path(root).resolve().name,
-                                    info.get("Source-Organization") or "archiver")
+        new_dir = write_capture_bag(root, material, record.collection_id or Path(root).resolve().name,
+                                    record.organization or "archiver")
     except ArchiverError as exc:
         return RebuildResult(name, "failed", reason=str(exc), exit_code=exc.exit_code)
     return RebuildResult(name, "rebuilt", new_bag=new_dir.name, text_sha256=new_sha, extractor_version=version)

@@ -29,6 +29,7 @@ import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from archiver.durable import fsync_path
@@ -173,12 +174,13 @@ def _key_pattern(key: str, table: bool = False) -> str:
     return rf"\[*{re.escape(key)}\b|{assignment}" if table else assignment
 
 
-def _opt(table: dict, key: str) -> str | None:
+def _opt(table: dict[str, Any], key: str) -> str | None:
     value = table.get(key)
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _check_keys(path: Path, table: dict, allowed: dict[str, bool], label: str, where: str, line_of) -> None:
+def _check_keys(path: Path, table: dict[str, Any], allowed: dict[str, bool], label: str, where: str,
+                line_of: Callable[[str], str]) -> None:
     for key in table:
         if key not in allowed:
             raise ManifestError(f"{path}{line_of(_key_pattern(key)) or where}: unknown key {key!r} "

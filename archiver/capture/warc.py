@@ -20,10 +20,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator, TypedDict
 from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -43,7 +44,7 @@ class _RecordGzipWriter:
         self._record = io.BytesIO()
         self.writer = WARCWriter(self._record, gzip=False)
 
-    def write(self, record) -> None:
+    def write(self, record: ArcWarcRecord) -> None:
         self._record.seek(0)
         self._record.truncate()
         self.writer.write_record(record)
@@ -147,7 +148,7 @@ def read_final_response(warc_bytes: bytes, final_url: str | None = None,
     return found
 
 
-def _read_capped(stream, max_bytes: int, uri: str) -> bytes:
+def _read_capped(stream: IO[bytes], max_bytes: int, uri: str) -> bytes:
     """Read a (decoding) stream in small chunks, stopping as soon as it passes the cap."""
     body = bytearray()
     while chunk := stream.read(1 << 16):
@@ -183,7 +184,7 @@ def iter_html_responses(path: Path, url_filter: str | None = None,
     """
     pattern = re.compile(url_filter) if url_filter else None
     index = _index_records(path)
-    requests_by_id = {e["concurrent"]: e for e in index if e["type"] == "request" and e["concurrent"]}
+    requests_by_id = {e["concurrent"]: e for e in index if e["type"] == "request" and e["concurrent"] is not None}
     requests_by_uri = {e["uri"]: e for e in index if e["type"] == "request"}
     with open(path, "rb") as raw:
         for entry in index:
@@ -208,7 +209,7 @@ def iter_html_responses(path: Path, url_filter: str | None = None,
                 yield ArchivedResponse(entry["uri"], entry["date"], 200, [], b"", b"",
                                        error=f"the record cannot be read: {type(exc).__name__}: {exc}")
                 continue
-            request = requests_by_id.get(entry["id"]) or requests_by_uri.get(entry["uri"])
+            request = requests_by_id.get(entry["id"] or "") or requests_by_uri.get(entry["uri"])
             try:
                 records = member + (_member(raw, request) if request else b"")
             except StorageError:
@@ -230,8 +231,22 @@ def _check_warc_magic(path: Path) -> None:
         raise StorageError(f"{path} is not a readable WARC: it does not start with a WARC record")
 
 
-def _index_records(path: Path) -> list[dict]:
-    entries = []
+class _RecordEntry(TypedDict):
+    """Where one record of a WARC file is, and what it is."""
+
+    type: str
+    uri: str
+    id: str | None
+    concurrent: str | None
+    date: str
+    status: int | None
+    content_type: str
+    offset: int
+    length: int
+
+
+def _index_records(path: Path) -> list[_RecordEntry]:
+    entries: list[_RecordEntry] = []
     try:
         _check_warc_magic(path)
         with open(path, "rb") as handle:
@@ -240,18 +255,17 @@ def _index_records(path: Path) -> list[dict]:
                 http = record.http_headers
                 headers = record.rec_headers
                 status = http.get_statuscode() if http is not None and record.rec_type == "response" else None
-                entry = {
-                    "type": record.rec_type,
-                    "uri": headers.get_header("WARC-Target-URI") or "",
-                    "id": headers.get_header("WARC-Record-ID"),
-                    "concurrent": headers.get_header("WARC-Concurrent-To"),
-                    "date": headers.get_header("WARC-Date") or "",
-                    "status": int(status) if status and status.isdigit() else None,
-                    "content_type": (http.get_header("Content-Type") or "") if http is not None else "",
-                }
                 iterator.read_to_end(record)
-                entry["offset"], entry["length"] = iterator.get_record_offset(), iterator.get_record_length()
-                entries.append(entry)
+                entries.append(_RecordEntry(
+                    type=record.rec_type,
+                    uri=headers.get_header("WARC-Target-URI") or "",
+                    id=headers.get_header("WARC-Record-ID"),
+                    concurrent=headers.get_header("WARC-Concurrent-To"),
+                    date=headers.get_header("WARC-Date") or "",
+                    status=int(status) if status and status.isdigit() else None,
+                    content_type=(http.get_header("Content-Type") or "") if http is not None else "",
+                    offset=iterator.get_record_offset(),
+                    length=iterator.get_record_length()))
     except OSError as exc:
         raise StorageError(f"cannot read WARC {path}: {exc.strerror or exc}") from exc
     except StorageError:
@@ -270,7 +284,7 @@ def check_gzip_whole(data: bytes) -> None:
             pass
 
 
-def _member(raw, entry: dict) -> bytes:
+def _member(raw: IO[bytes], entry: _RecordEntry) -> bytes:
     """The bytes of one record, as a gzip member (compressing it if the WARC was
     not). StorageError when the record is cut off or its compression is damaged:
     warcio would hand back the part that is there, and a partial page must not

@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 from archiver.bagit.write import hash_file
-from archiver.capture.charset import decode_document
+from archiver.capture.fetch import parse_content_type
+from archiver.capture.material import build_material
+from archiver.capture.snapshot import SnapshotOptions, SourceResult, bag_unless_unchanged, failed_result
+from archiver.capture.warc import ArchivedResponse, archived_to_warc, iter_html_responses
+from archiver.clock import parse_iso, utc_now
+from archiver.collection.capture_log import PreviousCapture, last_captures, log_failure
 from archiver.collection.root import open_collection
 from archiver.errors import UsageError
-from archiver.clock import parse_iso, utc_now
-from archiver.capture.extract import extract_html
-from archiver.capture.fetch import parse_content_type
-from archiver.capture.snapshot import (CaptureMaterial, SnapshotOptions, SourceResult, _log_failure, bag_unless_unchanged,
-                       failed_result, last_captures)
-from archiver.capture.warc import ArchivedResponse, archived_to_warc, iter_html_responses
 
 
 def snapshot_from_warc(warc_path: Path, url_filters: list[str], options: SnapshotOptions,
@@ -52,10 +51,10 @@ def snapshot_from_warc(warc_path: Path, url_filters: list[str], options: Snapsho
 
 
 def _import_one(response: ArchivedResponse, warc_path: Path, warc_sha256: str, root: Path, collection_id: str,
-                options: SnapshotOptions, previous: dict) -> SourceResult:
+                options: SnapshotOptions, previous: dict[str, PreviousCapture]) -> SourceResult:
     uri = response.uri
     if response.error:
-        _log_failure(root, uri, response.error)
+        log_failure(root, uri, response.error)
         return SourceResult(uri, "failed", url=uri, reason=response.error, exit_code=1)
     try:
         retrieved = parse_iso(response.date)
@@ -64,17 +63,12 @@ def _import_one(response: ArchivedResponse, warc_path: Path, warc_sha256: str, r
     try:
         headers = {k.lower(): v for k, v in response.headers}
         mime, header_charset = parse_content_type(headers.get("content-type", ""))
-        text, charset, how = decode_document(response.body, header_charset)
-        extraction = extract_html(text, url=uri, retrieved=retrieved)
-        canonical = extraction.text.render().encode("utf-8")
-        material = CaptureMaterial(
-            url=uri, final_url=uri, retrieved=retrieved, extraction=extraction, canonical=canonical,
-            warc=archived_to_warc(response, warc_path.name, utc_now()), raw_body=response.body,
-            http_status=response.status, content_type=mime, charset=charset, charset_source=how,
+        material = build_material(
+            response.body, url=uri, retrieved=retrieved, content_type=mime, header_charset=header_charset,
+            warc=archived_to_warc(response, warc_path.name, utc_now()), http_status=response.status,
             etag=headers.get("etag"), last_modified=headers.get("last-modified"),
             robots="not applicable (imported from a WARC)",
-            provenance={"from_warc": warc_path.name, "warc_date": response.date,
-                        "warc_sha256": warc_sha256})
+            provenance={"from_warc": warc_path.name, "warc_date": response.date, "warc_sha256": warc_sha256})
         result, _bag_dir = bag_unless_unchanged(root, uri, material, previous.get(uri), collection_id,
                                                 options.organization)
         return result

@@ -31,8 +31,8 @@ def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> 
         emit_json(report.to_dict())
     else:
         out.print(f"catalogue rebuilt: {report.bags} bags, {report.checks} re-checks", markup=False)
-    for name, reason in report.skipped or []:
-        err.print(f"archiver: warning: skipped {name}: {reason}", markup=False)
+    for name, reason in report.damaged:
+        err.print(f"archiver: warning: damaged bag {name} listed, not indexed: {reason}", markup=False)
 
 
 @app.command("list")
@@ -49,6 +49,9 @@ def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
         emit_json({"root": str(root), "bags": [r.to_dict() for r in records]})
         return
     for r in records:
+        if r.damaged:
+            out.print(f"{r.name}  DAMAGED: {r.damaged}", markup=False)
+            continue
         out.print(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}", markup=False)
 
 

@@ -121,6 +121,12 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
     for index, bag in enumerate(plan.due):
         if on_progress:
             on_progress(index, len(plan.due), bag)
+        if (root / bag).is_symlink():  # verifying through it would read outside the collection
+            reason = f"bag folder {bag} is a symbolic link (never followed)"
+            report.failed.append({"bag": bag, "files": [], "problems": [
+                {"code": "bag-is-symlink", "path": "", "message": reason}]})
+            append_event(root, Event("fixity", "failure", bag=bag, detail={"reason": reason}))
+            continue
         try:
             bag_report = verify_bag(root / bag, "full", processes)
         except StorageError as exc:

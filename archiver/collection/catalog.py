@@ -33,32 +33,22 @@ snapshot pipeline only needs to append its events.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import sqlite3
-import tempfile
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, TypeVar
 
+from archiver.collection.catalog_build import (
+    _BAG_COLUMNS, CATALOG_NAME, RANK, SCHEMA_VERSION, BagRecord, OnProgress, RebuildReport, build_catalog,
+    catalog_path, connect, import_events, insert_bag, read_bag_record, rebuild_catalog, rebuild_lock,
+    rebuild_locked, write_lock)
 from archiver.collection.query import RANK_AT_MOST, HistoryEntry, SearchHit, fts_query, history_entries, search_hits
-from archiver.collection.root import META_DIR, is_bag_dir, list_bag_dirs
-from archiver.durable import TMP_PREFIX, fsync_dir, fsync_file
 from archiver.errors import ArchiverError, StorageError, UsageError
-from archiver.collection.events import Event, events_path
 
-SCHEMA_VERSION = 2
-CATALOG_NAME = "catalog.sqlite"
-# Title matches outrank author matches, which outrank matches in the body.
-RANK = "bm25(10.0, 5.0, 1.0)"
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-
-OnProgress = Callable[..., None]
-__all__ = ["BagRecord", "Catalog", "HistoryEntry", "NotInCatalog", "RebuildReport", "SearchHit",
-           "build_catalog", "catalog_add_bag", "catalog_path", "fts_query", "open_catalog",
-           "read_bag_record", "rebuild_catalog"]
+T = TypeVar("T")
+__all__ = ["CATALOG_NAME", "RANK", "SCHEMA_VERSION", "BagRecord", "Catalog", "HistoryEntry", "NotInCatalog",
+           "RebuildReport", "SearchHit", "build_catalog", "catalog_add_bag", "catalog_path", "fts_query",
+           "open_catalog", "read_bag_record", "rebuild_catalog"]
 
 
 class NotInCatalog(ArchiverError):
@@ -66,367 +56,6 @@ class NotInCatalog(ArchiverError):
 
     exit_code = 1
 
-
-_SCHEMA = f"""
-CREATE TABLE bags (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    url TEXT, final_url TEXT, title TEXT, subtitle TEXT, author TEXT,
-    date TEXT, source TEXT, retrieved TEXT, text_sha256 TEXT,
-    payload_bytes INTEGER, payload_files INTEGER, derived_from TEXT
-);
-CREATE INDEX bags_by_url ON bags(url, retrieved);
-CREATE INDEX bags_by_final_url ON bags(final_url, retrieved);
-CREATE INDEX bags_by_derived_from ON bags(derived_from);
-CREATE TABLE capture_events (
-    seq INTEGER PRIMARY KEY,  -- order in the event log: breaks ties between equal times
-    event_id TEXT NOT NULL UNIQUE, outcome TEXT NOT NULL, url TEXT NOT NULL, time TEXT NOT NULL,
-    bag TEXT, final_url TEXT, text_sha256 TEXT, reason TEXT
-);
-CREATE INDEX capture_events_by_url ON capture_events(url, time);
-CREATE INDEX capture_events_by_final_url ON capture_events(final_url, time);
-CREATE INDEX capture_events_by_bag ON capture_events(bag);
-CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
-CREATE VIRTUAL TABLE bag_text USING fts5(
-    title, author, text, tokenize = 'unicode61 remove_diacritics 2'
-);
-INSERT INTO bag_text(bag_text, rank) VALUES ('rank', '{RANK}');
-"""
-
-_BAG_COLUMNS = ("name", "url", "final_url", "title", "subtitle", "author", "date", "source",
-                "retrieved", "text_sha256", "payload_bytes", "payload_files", "derived_from")
-
-
-@dataclass(frozen=True)
-class BagRecord:
-    """What the catalogue knows of one bag; ``text`` is indexed, not listed."""
-
-    name: str
-    url: str | None = None
-    final_url: str | None = None
-    title: str | None = None
-    subtitle: str | None = None
-    author: str | None = None
-    date: str | None = None
-    source: str | None = None
-    retrieved: str | None = None
-    text_sha256: str | None = None
-    payload_bytes: int | None = None
-    payload_files: int | None = None
-    derived_from: str | None = None
-    text: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        del record["text"]
-        return record
-
-
-@dataclass
-class RebuildReport:
-    path: Path
-    bags: int = 0
-    checks: int = 0
-    skipped: list[tuple[str, str]] | None = None  # (bag name, why) for bags that could not be read
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"catalog": str(self.path), "bags": self.bags, "checks": self.checks,
-                "skipped": [{"bag": b, "reason": r} for b, r in self.skipped or []]}
-
-
-# --------------------------------------------------------------------------- reading bags
-
-def _parse_payload_oxum(bag_info: str) -> tuple[int | None, int | None]:
-    for line in bag_info.splitlines():
-        label, _, value = line.partition(":")
-        if label.strip().lower() == "payload-oxum":
-            octets, _, count = value.strip().partition(".")
-            if octets.isdigit() and count.isdigit():
-                return int(octets), int(count)
-    return None, None
-
-
-def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def read_bag_record(bag_dir: Path) -> BagRecord:
-    """Read what the catalogue needs from a bag on disk. StorageError if its
-    metadata or text cannot be read."""
-    bag_dir = Path(bag_dir)
-    try:
-        metadata = json.loads((bag_dir / "data" / "metadata.json").read_bytes())
-        text = (bag_dir / "data" / "text.txt").read_bytes().decode("utf-8", errors="replace")
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"cannot read bag {bag_dir.name}: {exc}") from exc
-    if not isinstance(metadata, dict):
-        raise StorageError(f"cannot read bag {bag_dir.name}: data/metadata.json is not an object")
-    try:
-        bag_info = (bag_dir / "bag-info.txt").read_text("utf-8", errors="replace")
-    except OSError:
-        bag_info = ""  # the size is a convenience; verify reports a missing bag-info.txt
-    payload_bytes, payload_files = _parse_payload_oxum(bag_info)
-    derived = metadata.get("derived_from")
-    return BagRecord(
-        name=bag_dir.name,
-        url=_text_or_none(metadata.get("url")),
-        final_url=_text_or_none(metadata.get("final_url")),
-        title=_text_or_none(metadata.get("title")),
-        subtitle=_text_or_none(metadata.get("subtitle")),
-        author=_text_or_none(metadata.get("author")),
-        date=_text_or_none(metadata.get("date")),
-        source=_text_or_none(metadata.get("source")),
-        retrieved=_text_or_none(metadata.get("retrieved")),
-        text_sha256=_text_or_none(metadata.get("text_sha256")),
-        payload_bytes=payload_bytes,
-        payload_files=payload_files,
-        derived_from=_text_or_none(derived.get("bag")) if isinstance(derived, dict) else None,
-        text=text,
-    )
-
-
-# --------------------------------------------------------------------------- low-level writes
-
-def catalog_path(root: Path) -> Path:
-    return Path(root) / META_DIR / CATALOG_NAME
-
-
-@contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StorageError(f"cannot open lock {path}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _write_lock(root: Path) -> Any:
-    return _flock(Path(root) / META_DIR / "catalog.write.lock")
-
-
-def _rebuild_lock(root: Path) -> Any:
-    return _flock(Path(root) / META_DIR / "catalog.rebuild.lock")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def _insert_bag(conn: sqlite3.Connection, record: BagRecord) -> None:
-    old = conn.execute("SELECT id FROM bags WHERE name = ?", (record.name,)).fetchone()
-    if old is not None:
-        conn.execute("DELETE FROM bag_text WHERE rowid = ?", (old[0],))
-        conn.execute("DELETE FROM bags WHERE id = ?", (old[0],))
-    values = [getattr(record, column) for column in _BAG_COLUMNS]
-    cursor = conn.execute(
-        f"INSERT INTO bags ({', '.join(_BAG_COLUMNS)}) VALUES ({', '.join('?' * len(_BAG_COLUMNS))})",
-        values)
-    conn.execute("INSERT INTO bag_text(rowid, title, author, text) VALUES (?, ?, ?, ?)",
-                 (cursor.lastrowid, record.title or "", record.author or "", record.text))
-
-
-def _capture_event_row(event: Event) -> tuple | None:
-    """The ``capture_events`` row of a successful or unchanged capture (or a sync's
-    gone/unlisted finding), else None."""
-    if event.type in ("gone", "unlisted"):  # sync: no longer listed by its site (shown by history)
-        outcome = event.type
-    elif event.type != "capture" or event.outcome not in ("success", "unchanged"):
-        return None
-    else:
-        outcome = event.outcome
-    url = event.detail.get("url")
-    if not url:
-        return None
-    return (event.id, outcome, str(url), event.time, event.bag,
-            _text_or_none(event.detail.get("final_url")), _text_or_none(event.detail.get("text_sha256")),
-            _text_or_none(event.detail.get("reason")))
-
-
-def _import_events(conn: sqlite3.Connection, root: Path) -> int:
-    """Import the events appended since the last import (inside the caller's
-    transaction); return how many re-checks were added. A log shorter than what
-    was read before was replaced, so it is read again from the start (rows are
-    keyed by event id, so nothing doubles)."""
-    path = events_path(root)
-    row = conn.execute("SELECT value FROM state WHERE key = 'events_offset'").fetchone()
-    offset = int(row[0]) if row else 0
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        raise StorageError(f"cannot read event log {path}: {exc.strerror}") from exc
-    if size == offset:
-        return 0
-    if size < offset:
-        offset = 0
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read(size - offset)
-    except OSError as exc:
-        raise StorageError(f"cannot read event log {path}: {exc.strerror}") from exc
-    whole = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written is read next time
-    rows = []
-    for line in whole.split(b"\n"):
-        try:
-            row = _capture_event_row(Event.from_dict(json.loads(line))) if line.strip() else None
-        except (ValueError, KeyError, TypeError):
-            continue  # torn line: read_events reports those
-        if row is not None:
-            rows.append(row)
-    conn.executemany("INSERT OR IGNORE INTO capture_events (event_id, outcome, url, time, bag, final_url, "
-                     "text_sha256, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    conn.execute("INSERT OR REPLACE INTO state VALUES ('events_offset', ?)", (str(offset + len(whole)),))
-    _index_logged_bags(conn, root, {row[4] for row in rows if row[1] == "success" and row[4]})
-    return sum(row[1] == "unchanged" for row in rows)
-
-
-def _index_logged_bags(conn: sqlite3.Connection, root: Path, names: set[str]) -> None:
-    """Index bags whose capture was logged but never catalogued (a run killed
-    between the event and ``catalog_add_bag``), so no bag on disk stays unlisted."""
-    for name in sorted(names):
-        if conn.execute("SELECT 1 FROM bags WHERE name = ?", (name,)).fetchone():
-            continue
-        bag_dir = root / name
-        if "/" in name or name.startswith(".") or not is_bag_dir(bag_dir):
-            continue
-        try:
-            _insert_bag(conn, read_bag_record(bag_dir))
-        except StorageError:
-            continue  # unreadable now; `archiver catalog rebuild` reports it
-
-
-# --------------------------------------------------------------------------- building
-
-def build_catalog(dest: Path, records: Iterable[BagRecord], *, total: int | None = None,
-                  on_progress: OnProgress | None = None) -> int:
-    """Write a new catalogue file at ``dest`` (which must not exist) holding
-    ``records``; return how many. Fast bulk mode: no journal while building
-    (the file is not anyone's catalogue yet), fsynced at the end. The caller
-    renames it into place; ``rebuild_catalog`` is the usual caller."""
-    count = 0
-    conn = _connect(dest)
-    try:
-        conn.execute("PRAGMA journal_mode = OFF")
-        conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("PRAGMA cache_size = -131072")  # 128 MiB
-        conn.executescript(_SCHEMA)
-        # Bulk load: merge index segments once at the end ('optimize') rather
-        # than as they accumulate (a quarter less CPU); defaults restored after.
-        conn.execute("INSERT INTO bag_text(bag_text, rank) VALUES ('automerge', 0)")
-        conn.execute("INSERT INTO bag_text(bag_text, rank) VALUES ('crisismerge', 64)")
-        conn.execute("BEGIN")
-        for record in records:
-            _insert_bag(conn, record)
-            count += 1
-            if count % 1000 == 0:
-                conn.execute("COMMIT")
-                conn.execute("BEGIN")
-                if on_progress:
-                    on_progress(count, total, "bags")
-        conn.execute("COMMIT")
-        # One merged index segment makes queries on a large catalogue faster.
-        conn.execute("INSERT INTO bag_text(bag_text) VALUES ('optimize')")
-        conn.execute("INSERT INTO bag_text(bag_text, rank) VALUES ('automerge', 4)")
-        conn.execute("INSERT INTO bag_text(bag_text, rank) VALUES ('crisismerge', 16)")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("PRAGMA journal_mode = DELETE")
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot build catalogue {dest}: {exc}") from exc
-    finally:
-        conn.close()
-    if on_progress:
-        on_progress(count, total, "bags")
-    fsync_file(dest)
-    return count
-
-
-def _records_from_bags(bag_dirs: list[Path], skipped: list[tuple[str, str]]) -> Iterator[BagRecord]:
-    for bag_dir in bag_dirs:
-        try:
-            yield read_bag_record(bag_dir)
-        except StorageError as exc:
-            skipped.append((bag_dir.name, str(exc)))
-
-
-def _catch_up(conn: sqlite3.Connection, root: Path, skipped: list[tuple[str, str]]) -> int:
-    """Add bags written since the scan began; return how many were added."""
-    known = {row[0] for row in conn.execute("SELECT name FROM bags")}
-    skipped_names = {name for name, _ in skipped}
-    added = 0
-    conn.execute("BEGIN")
-    for bag_dir in list_bag_dirs(root):
-        if bag_dir.name in known or bag_dir.name in skipped_names:
-            continue
-        try:
-            _insert_bag(conn, read_bag_record(bag_dir))
-            added += 1
-        except StorageError as exc:
-            skipped.append((bag_dir.name, str(exc)))
-    conn.execute("COMMIT")
-    return added
-
-
-def rebuild_catalog(root: Path, on_progress: OnProgress | None = None) -> RebuildReport:
-    """Rebuild ``<root>/.archiver/catalog.sqlite`` from the bags and the event
-    log, into a temporary file that replaces the old one when complete.
-    Bags whose metadata or text cannot be read are left out and listed in the
-    report's ``skipped`` (``verify`` says what is wrong with them)."""
-    root = Path(root)
-    meta = root / META_DIR
-    try:
-        meta.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create {meta}: {exc.strerror}") from exc
-    with _rebuild_lock(root):
-        return _rebuild_locked(root, on_progress)
-
-
-def _rebuild_locked(root: Path, on_progress: OnProgress | None) -> RebuildReport:
-    meta = root / META_DIR
-    for stale in meta.glob(f"{TMP_PREFIX}catalog-*"):  # under the rebuild lock, only a crash leaves these
-        stale.unlink(missing_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}catalog-", suffix=".sqlite", dir=meta)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.unlink()  # sqlite creates it; mkstemp only reserved a unique name
-    skipped: list[tuple[str, str]] = []
-    report = RebuildReport(path=catalog_path(root), skipped=skipped)
-    try:
-        bag_dirs = list_bag_dirs(root)
-        report.bags = build_catalog(tmp, _records_from_bags(bag_dirs, skipped),
-                                    total=len(bag_dirs), on_progress=on_progress)
-        with _write_lock(root):
-            conn = _connect(tmp)
-            try:
-                report.bags += _catch_up(conn, root, skipped)
-                conn.execute("BEGIN")
-                report.checks = _import_events(conn, root)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot build catalogue {tmp}: {exc}") from exc
-            finally:
-                conn.close()
-            fsync_file(tmp)
-            # Every writer holds the write lock, so a journal here was left by a
-            # writer that crashed on the OLD file: SQLite would replay it into the new one.
-            for leftover in ("-journal", "-wal"):
-                Path(f"{report.path}{leftover}").unlink(missing_ok=True)
-            os.replace(tmp, report.path)
-            fsync_dir(meta)
-    except OSError as exc:
-        raise StorageError(f"cannot rebuild catalogue {report.path}: {exc.strerror}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return report
 
 
 # --------------------------------------------------------------------------- opening
@@ -442,7 +71,7 @@ def _usable(path: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        conn = _connect(path)
+        conn = connect(path)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
@@ -457,9 +86,9 @@ def _ensure_usable(root: Path, on_progress: OnProgress | None = None) -> None:
     path = catalog_path(root)
     if _usable(path):
         return
-    with _rebuild_lock(root):
+    with rebuild_lock(root):
         if not _usable(path):  # another process may have rebuilt it while we waited
-            _rebuild_locked(root, on_progress)
+            rebuild_locked(root, on_progress)
 
 
 def open_catalog(root: Path, on_progress: OnProgress | None = None) -> "Catalog":
@@ -487,12 +116,12 @@ def catalog_add_bag(root: Path, bag_dir: Path) -> None:
     for attempt in (1, 2):
         _ensure_usable(root)
         try:
-            with _write_lock(root):
-                conn = _connect(catalog_path(root))
+            with write_lock(root):
+                conn = connect(catalog_path(root))
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    _insert_bag(conn, record)
-                    _import_events(conn, root)
+                    insert_bag(conn, record)
+                    import_events(conn, root)
                     conn.execute("COMMIT")
                 finally:
                     conn.close()
@@ -511,7 +140,7 @@ class Catalog:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.path = catalog_path(self.root)
-        self._conn = _connect(self.path)
+        self._conn = connect(self.path)
 
     def close(self) -> None:
         self._conn.close()
@@ -522,7 +151,7 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, query: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _run(self, query: Callable[[sqlite3.Connection], T]) -> T:
         try:
             return query(self._conn)
         except sqlite3.Error as exc:
@@ -530,16 +159,16 @@ class Catalog:
                 raise
             self._conn.close()
             rebuild_catalog(self.root)
-            self._conn = _connect(self.path)
+            self._conn = connect(self.path)
             return query(self._conn)
 
     def sync_events(self) -> int:
         """Import capture events appended since the last import."""
         def sync(conn: sqlite3.Connection) -> int:
-            with _write_lock(self.root):
+            with write_lock(self.root):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    added = _import_events(conn, self.root)
+                    added = import_events(conn, self.root)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
