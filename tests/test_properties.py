@@ -35,7 +35,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from archiver.bagit.write import write_bag
-from archiver.bagit.parse import parse_manifest, parse_tag_file
+from archiver.bagit.parse import parse_manifest
+from archiver.bagit.tagfiles import parse_tag_file
 from archiver.capture.charset import decode_document
 from archiver.collection.events import Event, append_events, events_path, read_events
 from archiver.capture.text import CanonicalText, normalise_body

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from archiver.bagit.write import hash_file
+from archiver.bagit.hashing import hash_file
 from archiver.capture.charset import decode_document
 from archiver.collection.root import open_collection
 from archiver.errors import UsageError
