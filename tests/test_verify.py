@@ -515,3 +515,18 @@ def test_one_hashing_module_agrees_with_hashlib(tmp_path: Path) -> None:
 
     assert hash_stream(NoReadinto(), want) == (want, len(data))  # type: ignore[arg-type]
     assert digest_of(LocalBag(tmp_path), "f", "sha256") == (want["sha256"], len(data))
+
+
+def test_audit_logs_a_bag_it_cannot_verify_as_unverifiable_not_failed(tmp_path: Path) -> None:
+    from archiver.collection.audit import audit_collection
+    from archiver.collection.events import read_events
+
+    root = tmp_path / "bags"
+    root.mkdir()
+    bag = write_bag(root, "huge-oxum", {"text.txt": b"Title: T\n\nText.\n"}, [("Source-URL", "https://e.org")])
+    info = bag / "bag-info.txt"
+    info.write_bytes(info.read_bytes().replace(b"Payload-Oxum: ", b"Payload-Oxum: " + b"0" * (1 << 20)))
+    report = audit_collection(root)
+    assert report.ok == [] and [f["problems"][0]["code"] for f in report.failed] == ["cannot-verify"]
+    assert [(e.bag, e.outcome) for e in read_events(root).events if e.type == "fixity"] == \
+        [("huge-oxum", "unverifiable")]
