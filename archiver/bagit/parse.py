@@ -464,7 +464,8 @@ _FIRST_FIELD = re.compile(r"([^ \t]*)[ \t]*(.*)", re.S)
 def _split_first_whitespace(line: str) -> tuple[str, str]:
     """``"abc  d e"`` -> ``("abc", "d e")``: split at the first run of spaces/tabs."""
     match = _FIRST_FIELD.match(line)
-    return match.group(1), match.group(2)  # type: ignore[union-attr]  # always matches
+    assert match is not None  # the pattern matches every string
+    return match.group(1), match.group(2)
 
 
 def _printable(path: str) -> str:
