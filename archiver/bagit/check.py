@@ -11,12 +11,10 @@ older one (``archiver.bagit.report.VERSIONED_RULES``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
+from archiver.bagit.hashing import ProgressCallback
 from archiver.bagit.reader import BagReader
 from archiver.bagit.report import Collector, rule_applies
-
-ProgressCallback = Callable[[int, int, str], None]   # (done, total, what)
 
 
 @dataclass

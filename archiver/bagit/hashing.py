@@ -55,7 +55,7 @@ IN_PROCESS_FILES = 512
 HashJob = tuple[str, int, tuple[tuple[str, str], ...]]
 # (path relative to the folder, size or -1 if unknown, (algorithm, ...))
 DigestJob = tuple[str, int, tuple[str, ...]]
-ProgressCallback = Callable[[int, int, str], None]
+ProgressCallback = Callable[[int, int, str], None]   # (done, total, what)
 # A worker's answer for one batch: (batch index, sizes, concatenated raw digests, failures)
 BatchResult = tuple[int, list[int], bytes, list[Problem]]
 
