@@ -35,7 +35,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from archiver.bagit.write import write_bag
-from archiver.bagit.parse import parse_manifest, parse_tag_file
+from archiver.bagit.parse import parse_manifest
+from archiver.bagit.tagfiles import iter_tag_elements, parse_tag_file
 from archiver.capture.charset import decode_document
 from archiver.collection.events import Event, append_events, events_path, read_events
 from archiver.capture.text import CanonicalText, normalise_body
@@ -189,6 +190,38 @@ def test_tag_file_and_manifest_parsers_never_raise(raw: bytes, encoding: str) ->
     entries, findings = parse_manifest(io.BytesIO(raw), "manifest-sha256.txt", "sha256", encoding)
     for entry in entries:
         assert len(entry.digest) == 64 and not entry.path.startswith("/") and ".." not in entry.path.split("/")
+
+
+_value_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\ufeff"), max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "Payload-Oxum", "Bag-Size", "x-y"]), _value_text), max_size=6),
+       st.integers(min_value=16, max_value=80), st.integers(min_value=1, max_value=64))
+def test_bag_info_values_are_capped_not_refused(pairs: list[tuple[str, str]], cap: int, step: int) -> None:
+    """Streamed bag-info parsing with a small cap: every element is read, in order;
+    a value longer than the cap is its first ``cap`` characters, flagged truncated,
+    and the element after it is still read (issue 10: cap one value, not the file)."""
+    raw = "".join(f"{label}: {value}\n" for label, value in pairs).encode("utf-8")
+
+    class Trickle:  # a stream returning ``step`` bytes per read, as a network body may
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(raw)
+
+        def read(self, size: int = -1) -> bytes:
+            return self.inner.read(step)
+
+    findings: list = []
+    got = list(iter_tag_elements(Trickle(), "UTF-8", "bag-info.txt", "1.0", findings, max_value=cap))
+    # The label and ': ' count towards a line; a value is truncated when its line is longer than cap.
+    assert [e.label for e in got] == [label for label, _ in pairs]
+    for element, (label, value) in zip(got, pairs):
+        line = f"{label}: {value}"
+        if len(line) <= cap:
+            assert (element.value, element.truncated) == (value, False)
+        else:
+            assert element.truncated and value.startswith(element.value) and len(element.value) <= cap
+    assert not [f for f in findings if f.error]
 
 
 @settings(max_examples=300, deadline=None)

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from archiver.bagit.write import encode_manifest_path, render_manifest, render_tag_file, write_bag
-from archiver.bagit.parse import iter_text_lines, parse_manifest, parse_tag_file
+from archiver.bagit.parse import iter_text_lines, parse_manifest
+from archiver.bagit.tagfiles import parse_tag_file
 from archiver.bagit.reader import FileEntry, LocalBag
 from archiver.cli import app
 from archiver.errors import StorageError
@@ -216,7 +217,7 @@ def completeness_with_peak_memory(bag: Path):
     return report, peak
 
 
-def test_huge_single_line_bag_info_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+def test_huge_single_line_bag_info_is_read_in_bounded_memory(tmp_path: Path) -> None:
     bag = build_bag(tmp_path / "bag", tag_manifest=False)
     with open(bag / "bag-info.txt", "ab") as f:
         f.write(b"External-Description: ")
@@ -224,7 +225,9 @@ def test_huge_single_line_bag_info_is_refused_in_bounded_memory(tmp_path: Path) 
         for _ in range(100):
             f.write(chunk)
     report, peak = completeness_with_peak_memory(bag)
-    assert "tag-file-too-large" in {p.code for p in report.problems}
+    # A long value is legal (RFC 8493 sets no limit): read to its end, its head kept, a warning.
+    assert report.valid, report.problems
+    assert "tag-value-long" in {w.code for w in report.warnings}
     assert peak < 24 << 20, f"peak {peak} bytes for a 100 MB bag-info.txt"
 
 
@@ -255,7 +258,7 @@ def test_manifest_with_many_phantom_lines_is_capped(tmp_path: Path) -> None:
 
 
 def test_findings_past_the_cap_are_counted_once() -> None:
-    from archiver.bagit.verify import _Collector
+    from archiver.bagit.report import Collector as _Collector
     out = _Collector()
     for _ in range(2):  # every finding added twice: the second time changes nothing
         for i in range(MAX_PER_CODE + 7):
@@ -333,7 +336,9 @@ def test_check_stream_for_mirrors() -> None:
     good = {"sha256": hashlib.sha256(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest().upper()}
     assert check_stream(io.BytesIO(data), good) == []
     bad = check_stream(io.BytesIO(data + b"!"), good, "data/x")
-    assert [(m.path, m.algorithm) for m in bad] == [("data/x", "sha256"), ("data/x", "sha512")]
+    assert [(m.code, m.path) for m in bad] == [("checksum-mismatch", "data/x")] * 2
+    assert [m.message.split()[0] for m in bad] == ["sha256", "sha512"]
+    assert "manifest-sha512.txt" in bad[1].message and good["sha512"].lower() in bad[1].message
 
 
 # -- render -> parse round trips ---------------------------------------------------------------
@@ -390,3 +395,138 @@ def test_line_splitting_survives_any_chunking(lines: list[str], ends: list[str],
     findings: list = []
     got = [line for _n, line in iter_text_lines(TrickleStream(text.encode(encoding), step), encoding, "t", findings)]
     assert findings == [] and got == lines
+
+
+# -- issue 10: versioned rules, URIs, repeated elements, long values, the layering -----------------
+
+@pytest.mark.parametrize("url, absolute", [
+    ("https://example.org/a%20b", True), ("ark:/57799/b9dd5t", True), ("ark:57799/b9dd5t", True),
+    ("urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", True), ("doi:10.1000/182", True),
+    ("ftp://host/x?y=1#z", True), ("text.txt", False), ("/data/x", False), ("//host/x", False),
+    ("https://example.org/a%zz", False), ("1ab:/x", False), ("https://exa mple.org", False),
+    ("https://example.org/caf\u00e9", False), ("ark:", False),
+])
+def test_fetch_urls_are_judged_as_rfc3986_absolute_uris(url: str, absolute: bool) -> None:
+    from archiver.bagit.parse import is_absolute_uri
+
+    assert is_absolute_uri(url) is absolute
+
+
+def test_every_versioned_rule_is_a_problem_in_1_0_and_a_warning_before() -> None:
+    from archiver.bagit.report import VERSIONED_RULES, rule_applies
+
+    for rule in VERSIONED_RULES:
+        assert rule_applies(rule, "1.0") and rule_applies(rule, None)
+        assert not any(rule_applies(rule, v) for v in ("0.93", "0.94", "0.95", "0.96", "0.97"))
+        if rule != "payload-in-every-manifest":  # a rule, not a code: file-not-in-manifest names it
+            assert rule in PROBLEM_CODES and rule in WARNING_CODES
+
+
+def test_repeated_payload_oxum_is_named_with_its_lines(tmp_path: Path) -> None:
+    bag = tmp_path / "bag"
+    CASES["payload-oxum-repeated-v1"].build(bag)
+    [problem] = verify_bag(bag).problems
+    assert problem.code == "payload-oxum-repeated" and problem.path == "bag-info.txt"
+    assert "2 times" in problem.message and "MUST NOT" in problem.message
+
+
+def test_repeated_bag_size_is_a_warning_only(tmp_path: Path) -> None:
+    CASES["bag-size-repeated"].build(tmp_path / "bag")
+    report = verify_bag(tmp_path / "bag")
+    assert report.valid
+    [warning] = [w for w in report.warnings if w.code == "tag-element-repeated"]
+    assert warning.message.startswith("bag-size appears 2 times")
+
+
+def test_a_payload_oxum_too_long_to_read_is_could_not_verify_not_invalid(tmp_path: Path) -> None:
+    from archiver.bagit.report import CannotVerify
+
+    bag = build_bag(tmp_path / "bag", tag_manifest=False)
+    info = bag / "bag-info.txt"
+    info.write_bytes(info.read_bytes().replace(b"Payload-Oxum: ", b"Payload-Oxum: " + b"0" * (1 << 20)))
+    seal(bag)
+    with pytest.raises(CannotVerify, match="Payload-Oxum"):
+        verify_bag(bag)
+    result = runner.invoke(app, ["verify", "--json", str(bag)])
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert document["bags"] == [] and "cannot tell whether the bag is complete" in document["errors"][0]["error"]
+
+
+def test_a_label_too_long_to_read_is_could_not_verify(tmp_path: Path) -> None:
+    from archiver.bagit.report import CannotVerify
+
+    bag = build_bag(tmp_path / "bag", tag_manifest=False)
+    with open(bag / "bag-info.txt", "ab") as f:
+        f.write(b"L" * (200 * 1024) + b": value\n")
+    seal(bag)
+    with pytest.raises(CannotVerify, match="no ':'"):
+        verify_bag(bag)
+
+
+def test_long_value_keeps_the_elements_after_it(tmp_path: Path) -> None:
+    """The element after a 5 MB value is still read: here a wrong Payload-Oxum."""
+    bag = build_bag(tmp_path / "bag", tag_manifest=False)
+    info = bag / "bag-info.txt"
+    text = info.read_bytes()
+    info.write_bytes(b"External-Description: " + b"z" * (5 << 20) + b"\n" + text.replace(b"Payload-Oxum: ", b"Payload-Oxum: 9"))
+    seal(bag)
+    report = verify_bag(bag)
+    assert {p.code for p in report.problems} == {"payload-oxum-mismatch"}
+    assert "tag-value-long" in {w.code for w in report.warnings}
+
+
+def test_find_bags_skips_only_what_the_caller_names(tmp_path: Path) -> None:
+    CASES["good-v1"].build(tmp_path / "root" / "a")
+    CASES["good-v1"].build(tmp_path / "root" / ".hidden-but-a-bag")
+    CASES["good-v1"].build(tmp_path / "root" / "skip-me")
+    assert [p.name for p in find_bags(tmp_path / "root")] == [".hidden-but-a-bag", "a", "skip-me"]
+    assert [p.name for p in find_bags(tmp_path / "root", skip=lambda n: n.startswith("skip"))] == \
+        [".hidden-but-a-bag", "a"]
+
+
+def test_bagit_knows_nothing_of_collections_or_captures() -> None:
+    """The format room imports no other room (issue 10 §1-2)."""
+    import ast
+
+    room = Path(__file__).resolve().parent.parent / "archiver" / "bagit"
+    for module in room.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("archiver."):
+                assert node.module.split(".")[1] in ("bagit", "errors", "durable", "clock"), \
+                    f"{module.name} imports {node.module}"
+
+
+def test_one_hashing_module_agrees_with_hashlib(tmp_path: Path) -> None:
+    from archiver.bagit.hashing import digest_of, hash_file, hash_stream
+
+    data = os.urandom(3 << 20) + b"tail"
+    (tmp_path / "f").write_bytes(data)
+    want = {alg: hashlib.new(alg, data).hexdigest() for alg in ("md5", "sha256", "sha512")}
+    assert hash_file(tmp_path / "f", want) == (want, len(data))
+    assert hash_stream(io.BytesIO(data), want) == (want, len(data))
+
+    class NoReadinto:  # a stream without readinto (some network bodies)
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(data)
+
+        def read(self, size: int = -1) -> bytes:
+            return self.inner.read(min(size, 1000))
+
+    assert hash_stream(NoReadinto(), want) == (want, len(data))  # type: ignore[arg-type]
+    assert digest_of(LocalBag(tmp_path), "f", "sha256") == (want["sha256"], len(data))
+
+
+def test_audit_logs_a_bag_it_cannot_verify_as_unverifiable_not_failed(tmp_path: Path) -> None:
+    from archiver.collection.audit import audit_collection
+    from archiver.collection.events import read_events
+
+    root = tmp_path / "bags"
+    root.mkdir()
+    bag = write_bag(root, "huge-oxum", {"text.txt": b"Title: T\n\nText.\n"}, [("Source-URL", "https://e.org")])
+    info = bag / "bag-info.txt"
+    info.write_bytes(info.read_bytes().replace(b"Payload-Oxum: ", b"Payload-Oxum: " + b"0" * (1 << 20)))
+    report = audit_collection(root)
+    assert report.ok == [] and [f["problems"][0]["code"] for f in report.failed] == ["cannot-verify"]
+    assert [(e.bag, e.outcome) for e in read_events(root).events if e.type == "fixity"] == \
+        [("huge-oxum", "unverifiable")]

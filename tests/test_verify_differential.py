@@ -32,9 +32,16 @@ DISAGREEMENTS: dict[str, tuple[str, str]] = {
     "version-unsupported": (
         "valid", "§2.1.1: BagIt-Version names the specification the bag follows; 0.98 is none, so its rules "
         "are unknown and nothing can be claimed"),
-    "bag-info-huge-single-line": (
-        "valid", "§5 (Security Considerations): archiver caps what it reads of a metadata tag file (4 MiB) so "
-        "hostile input cannot exhaust memory, and says so instead of calling the bag valid"),
+    "payload-oxum-repeated-v1": (
+        "valid", "§2.2.2: Payload-Oxum MUST NOT be repeated (a 1.0 rule; bagit-python does not check it, "
+        "and archiver only warns about it in a 0.97 bag)"),
+    "good-fetch-non-hierarchical-uris": (
+        "invalid", "§2.2.3 with RFC 3986 §4.3: the url is an absolute URI, 'scheme:' and the rest; "
+        "'ark:/57799/b9dd5t' and 'urn:uuid:...' are absolute URIs without a '//host' part (bagit-python "
+        "requires a host)"),
+    "fetch-url-bad-percent-escape": (
+        "valid", "§2.2.3 with RFC 3986 §2.1: '%' in a URI starts a two-hex-digit escape, so "
+        "'https://example.org/a%zz' is no URI (bagit-python checks only the scheme and the host)"),
     "bag-info-label-whitespace-v1": (
         "valid", "§2.2.2: a label MUST NOT start or end with whitespace ('Contact-Name : Ann'); an error in "
         "1.0 bags, a warning in the drafts"),

@@ -1,14 +1,14 @@
-"""The manifest half of verification: manifests, completeness, fetch.txt, names, checksums.
+"""Verifying a bag's contents: manifests, completeness, fetch.txt, names, checksums.
 
 ``check_contents(check, files)`` is called by ``archiver.bagit.verify`` with the
 bag's file list; it reads the payload and tag manifests and fetch.txt through
-the check's reader and adds every finding to ``check.out``. Rules (RFC 8493):
+the ``BagCheck``'s reader and adds every finding to ``check.out``. Rules (RFC 8493;
+those marked 1.0 are warnings in older bags, see ``BagCheck.report_rule``):
 
 - §2.1.3 every payload file is listed in *every* payload manifest (1.0; in the
   drafts, in at least one), listed paths exist, no path twice in a manifest
-  (same checksum: an error in 1.0, a warning before), payload manifests list
-  only ``data/`` paths;
-- §2.2.1 tag manifests list every payload manifest and no payload file;
+  (same checksum: 1.0), payload manifests list only ``data/`` paths;
+- §2.2.1 tag manifests list every payload manifest (1.0) and no payload file;
 - §2.2.3 fetch.txt paths are payload paths listed in a manifest, and a
   fetched file has the length fetch.txt gives;
 - §3 checksums match (``full`` mode only);
@@ -24,15 +24,17 @@ import re
 from dataclasses import dataclass
 from itertools import filterfalse
 from operator import attrgetter
-from typing import Any
+from typing import Callable
 
+from archiver.bagit.check import BagCheck
+from archiver.bagit.hashing import DigestJob, HashJob, LocalDigests, check_streams, mismatch_problem
 from archiver.bagit.parse import (
     MANIFEST_NAME, TAG_MANIFEST_NAME, FetchEntry, casefold_key, hash_name, normalised_key,
     parse_fetch, parse_manifest_map,
 )
 from archiver.bagit.reader import FileEntry, LocalBag
+from archiver.bagit.report import Collector, Problem
 from archiver.errors import StorageError
-from archiver.bagit.hashing import HashFailure, HashJob, HashMismatch, LocalDigests, check_streams
 
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".spotlight-v100", ".trashes",
                 ".fseventsd", ".directory"}
@@ -54,7 +56,7 @@ class Manifest:
     is_tag: bool
 
 
-def check_contents(check: Any, files: list[FileEntry]) -> dict[str, int]:
+def check_contents(check: BagCheck, files: list[FileEntry]) -> dict[str, int]:
     """Check manifests, completeness, fetch.txt, names and (full mode) checksums.
 
     Returns {path: size} of every file that is not a symlink: a local bag in
@@ -77,24 +79,25 @@ def check_contents(check: Any, files: list[FileEntry]) -> dict[str, int]:
     return check.sizes
 
 
-def _start_local_digests(check: Any, present: dict[str, FileEntry], root_names: list[str]) -> LocalDigests | None:
+def _start_local_digests(check: BagCheck, present: dict[str, FileEntry], root_names: list[str]) -> LocalDigests | None:
     """For a local bag in full mode, start hashing every file now, with every
     algorithm its manifests could name, so hashing overlaps manifest parsing."""
-    if check.mode != "full" or not isinstance(check.reader, LocalBag):
+    reader = check.reader
+    if check.mode != "full" or not isinstance(reader, LocalBag):
         return None
     payload_algs = tuple(sorted({m.group(1) for n in root_names if (m := MANIFEST_NAME.match(n))
                                  if _supported(m.group(1))}))
     tag_algs = tuple(sorted({m.group(1) for n in root_names if (m := TAG_MANIFEST_NAME.match(n))
                              if _supported(m.group(1))}))
-    jobs = [(path, entry.size, payload_algs if path.startswith("data/") else tag_algs)
-            for path, entry in present.items()]
+    jobs: list[DigestJob] = [(path, entry.size, payload_algs if path.startswith("data/") else tag_algs)
+                             for path, entry in present.items()]
     if not (payload_algs and tag_algs):  # no algorithm: opened only to learn its size
         jobs = [job for job in jobs if job[2] or job[1] < 0]
-    return LocalDigests(str(check.reader.path), jobs, check.processes)
+    return LocalDigests(str(reader.path), jobs, check.processes)
 
 
-def _collect_local(check: Any, present: dict[str, FileEntry], digests: LocalDigests,
-                   ) -> tuple[dict[str, dict[str, str]], list[HashFailure]]:
+def _collect_local(check: BagCheck, present: dict[str, FileEntry], digests: LocalDigests,
+                   ) -> tuple[dict[str, dict[str, bytes]], list[Problem]]:
     """Wait for the workers; fill in the sizes they saw (and, for files they
     could not open, what the folder says)."""
     tables, sizes, failures = digests.wait(check.on_progress)
@@ -103,7 +106,7 @@ def _collect_local(check: Any, present: dict[str, FileEntry], digests: LocalDige
             sizes[path] = present[path].size
             continue
         try:  # the workers could not open it
-            sizes[path] = os.lstat(os.path.join(check.reader.path, path)).st_size
+            sizes[path] = os.lstat(os.path.join(digests.root, path)).st_size
         except OSError:
             sizes[path] = 0
     check.sizes = sizes
@@ -118,14 +121,14 @@ def _supported(algorithm: str) -> bool:
         return False
 
 
-def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, FileEntry], symlinks: set[str],
+def _check_manifests(check: BagCheck, files: list[FileEntry], present: dict[str, FileEntry], symlinks: set[str],
                      root_names: list[str], digests: LocalDigests | None) -> None:
     out = check.out
-    manifests = [_read_manifest(check, name, match.group(1), False)
-                 for name in root_names if (match := MANIFEST_NAME.match(name))]
-    manifests += [_read_manifest(check, name, match.group(1), True)
-                  for name in root_names if (match := TAG_MANIFEST_NAME.match(name))]
-    manifests = [m for m in manifests if m is not None]
+    read = [_read_manifest(check, name, match.group(1), False)
+            for name in root_names if (match := MANIFEST_NAME.match(name))]
+    read += [_read_manifest(check, name, match.group(1), True)
+             for name in root_names if (match := TAG_MANIFEST_NAME.match(name))]
+    manifests = [m for m in read if m is not None]
     payload_manifests = [m for m in manifests if not m.is_tag]
     tag_manifests = [m for m in manifests if m.is_tag]
     if not payload_manifests:
@@ -148,7 +151,7 @@ def _check_manifests(check: Any, files: list[FileEntry], present: dict[str, File
         _check_checksums(check, present, manifests, renamed, hashed)
 
 
-def _report_missing(check: Any, manifests: list[Manifest], present: dict[str, FileEntry], symlinks: set[str],
+def _report_missing(check: BagCheck, manifests: list[Manifest], present: dict[str, FileEntry], symlinks: set[str],
                     fetch_paths: set[str]) -> tuple[dict[str, str], list[str]]:
     """Report every listed path that names no file, once, naming the manifests
     that list it. Returns ({listed path: the file it names after Unicode
@@ -178,7 +181,7 @@ def _report_missing(check: Any, manifests: list[Manifest], present: dict[str, Fi
     return renamed, absent
 
 
-def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manifest | None:
+def _read_manifest(check: BagCheck, name: str, algorithm: str, is_tag: bool) -> Manifest | None:
     out = check.out
     supported = _supported(algorithm)
     if not supported:
@@ -192,13 +195,7 @@ def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manif
     except (StorageError, OSError) as exc:
         out.add("file-unreadable", name, f"cannot read {name}: {exc}")
         return None
-    if is_tag:
-        out_of_place = [p for p in listed if p.startswith("data/")]
-    elif ("\x00" + "\x00".join(listed)).count("\x00data/") == len(listed):
-        out_of_place = []  # every path under data/, counted in C
-    else:
-        out_of_place = [p for p in listed if not p.startswith("data/")]
-    for path in out_of_place:
+    for path in _out_of_place(listed, is_tag):
         if is_tag:
             out.add("tag-manifest-lists-payload", path,
                     f"{name} lists payload file {path}; tag manifests list tag files only (RFC 8493 §2.2.1)")
@@ -210,13 +207,26 @@ def _read_manifest(check: Any, name: str, algorithm: str, is_tag: bool) -> Manif
         if entry.path.startswith("data/") == is_tag:
             continue  # already reported as out of place
         if _same_digest(listed.get(entry.path), entry.digest):
-            out.add("duplicate-entry", entry.path,
-                    f"{entry.path} is listed twice in {name} (line {entry.line}), with the same checksum",
-                    error=check.strict)
+            check.report_rule("duplicate-entry", entry.path,
+                              f"{entry.path} is listed twice in {name} (line {entry.line}), with the same checksum")
         else:
             out.add("duplicate-entry-conflict", entry.path,
                     f"{entry.path} is listed twice in {name} with different checksums (line {entry.line})")
     return Manifest(name, algorithm, listed, supported, is_tag)
+
+
+def _out_of_place(listed: dict[str, bytes | str], is_tag: bool) -> list[str]:
+    """§2.1.3 / §2.2.1: the paths a payload manifest lists outside data/, or a tag manifest inside it."""
+    if is_tag:
+        return [p for p in listed if p.startswith("data/")]
+    if _all_under_data(listed):
+        return []
+    return [p for p in listed if not p.startswith("data/")]
+
+
+def _all_under_data(listed: dict[str, bytes | str]) -> bool:
+    """Fast path of ``_out_of_place``: every path starts with data/, counted in C."""
+    return ("\x00" + "\x00".join(listed)).count("\x00data/") == len(listed)
 
 
 def _same_digest(kept: bytes | str | None, hex_digest: str) -> bool:
@@ -230,7 +240,7 @@ def _hex(digest: bytes | str) -> str:
     return digest.hex() if isinstance(digest, bytes) else digest
 
 
-def _read_fetch(check: Any) -> list[FetchEntry]:
+def _read_fetch(check: BagCheck) -> list[FetchEntry]:
     try:
         with check.reader.open("fetch.txt") as stream:
             entries, findings = parse_fetch(stream, check.encoding)
@@ -246,7 +256,7 @@ class _Resolver:
     one file whose name is the same after Unicode normalisation (a bag made on
     macOS and copied to Linux). Case is never folded: HELLO.txt is not hello.txt."""
 
-    def __init__(self, present: dict[str, FileEntry], out: Any) -> None:
+    def __init__(self, present: dict[str, FileEntry], out: Collector) -> None:
         self.present = present
         self.out = out
         self._by_nfc: dict[str, list[str]] | None = None
@@ -267,7 +277,7 @@ class _Resolver:
         return None
 
 
-def _check_payload_listed(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
+def _check_payload_listed(check: BagCheck, present: dict[str, FileEntry], payload_manifests: list[Manifest],
                           renamed: dict[str, str]) -> None:
     if not payload_manifests:
         return
@@ -279,7 +289,7 @@ def _check_payload_listed(check: Any, present: dict[str, FileEntry], payload_man
         named = {disk for path, disk in renamed.items() if path in manifest.entries}
         return [path for path in filterfalse(manifest.entries.__contains__, paths) if path not in named]
 
-    if check.strict:
+    if check.rule_applies("payload-in-every-manifest"):
         for manifest in payload_manifests:
             for path in sorted(unlisted(manifest, payload)):
                 check.out.add("file-not-in-manifest", path,
@@ -293,15 +303,15 @@ def _check_payload_listed(check: Any, present: dict[str, FileEntry], payload_man
                           unique=True)
 
 
-def _check_tag_manifests(check: Any, present: dict[str, FileEntry], payload_manifests: list[Manifest],
+def _check_tag_manifests(check: BagCheck, present: dict[str, FileEntry], payload_manifests: list[Manifest],
                          tag_manifests: list[Manifest]) -> None:
     out = check.out
     for tag in tag_manifests:
         for manifest in payload_manifests:
             if manifest.name not in tag.entries:
-                out.add("tag-manifest-incomplete", tag.name,
-                        f"{tag.name} does not list {manifest.name} (RFC 8493 §2.2.1: every tag manifest "
-                        "lists every payload manifest)")
+                check.report_rule("tag-manifest-incomplete", tag.name,
+                                  f"{tag.name} does not list {manifest.name} (RFC 8493 §2.2.1: every tag "
+                                  "manifest lists every payload manifest)")
     tag_files = [p for p in present if not p.startswith("data/") and not TAG_MANIFEST_NAME.match(p)]
     if not tag_manifests:
         out.add("tag-manifest-missing", "tagmanifest-<algorithm>.txt",
@@ -315,7 +325,7 @@ def _check_tag_manifests(check: Any, present: dict[str, FileEntry], payload_mani
                     error=False)
 
 
-def _check_fetch(check: Any, sizes: dict[str, int], fetch_entries: list[FetchEntry],
+def _check_fetch(check: BagCheck, sizes: dict[str, int], fetch_entries: list[FetchEntry],
                  payload_manifests: list[Manifest]) -> None:
     out = check.out
     for entry in fetch_entries:
@@ -333,7 +343,7 @@ def _check_fetch(check: Any, sizes: dict[str, int], fetch_entries: list[FetchEnt
                     f"fetch.txt gives {entry.length} bytes for {entry.path}; the file has {size}")
 
 
-def _warn_names(check: Any, manifests: list[Manifest], present: dict[str, FileEntry], absent: list[str]) -> None:
+def _warn_names(check: BagCheck, manifests: list[Manifest], present: dict[str, FileEntry], absent: list[str]) -> None:
     """Warnings about every name the bag has or lists (``present`` and ``absent``
     together, each name once): system files, names equal after Unicode
     normalisation or case folding. Streams over the names in slices: no set
@@ -370,10 +380,9 @@ def _warn_names(check: Any, manifests: list[Manifest], present: dict[str, FileEn
     for name in non_ascii:
         key, fold = normalised_key(name), casefold_key(name)
         nfc_groups.setdefault(key, set()).add(name)
-        group = fold_groups.get(fold)
-        if group is None:
-            group = fold_groups[fold] = {fold} if fold.isascii() and is_name(fold) else set()
-        group.add(key)
+        if fold not in fold_groups:
+            fold_groups[fold] = {fold} if fold.isascii() and is_name(fold) else set()
+        fold_groups[fold].add(key)
     for group in nfc_groups.values():
         if len(group) > 1:
             listed = ", ".join(ascii(n) for n in sorted(group))
@@ -387,26 +396,20 @@ def _warn_names(check: Any, manifests: list[Manifest], present: dict[str, FileEn
                 out.add("name-collision-case", name, f"names equal after case folding: {listed}", error=False)
 
 
-def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[Manifest],
+def _check_checksums(check: BagCheck, present: dict[str, FileEntry], manifests: list[Manifest],
                      renamed: dict[str, str],
-                     hashed: tuple[dict[str, dict[str, bytes]], list[HashFailure]] | None) -> None:
+                     hashed: tuple[dict[str, dict[str, bytes]], list[Problem]] | None) -> None:
+    """§3: every listed file's digest is its manifest's. Local files were hashed
+    by ``LocalDigests`` (``hashed``); any other reader's are hashed here."""
     manifests = [m for m in manifests if m.supported]
 
     def disk_name(path: str) -> str | None:
         return path if path in present else renamed.get(path)
 
     if hashed is not None:
-        tables, failures = hashed
-        mismatches = []
+        tables, found = hashed
         for manifest in manifests:
-            table = tables.get(manifest.algorithm, {})
-            if manifest.entries.items() <= table.items():
-                continue  # every entry is exactly a hashed file's (path, digest): decided in C
-            for path, want in manifest.entries.items():
-                disk = disk_name(path)
-                got = table.get(disk) if disk is not None else None
-                if got is not None and (got != want if isinstance(want, bytes) else got.hex() != want):
-                    mismatches.append(HashMismatch(disk, manifest.algorithm, _hex(want), got.hex()))
+            found += _compare_table(manifest, tables.get(manifest.algorithm, {}), disk_name)
     else:
         expected: dict[str, dict[tuple[str, str], None]] = {}
         for manifest in manifests:
@@ -415,12 +418,27 @@ def _check_checksums(check: Any, present: dict[str, FileEntry], manifests: list[
                 if disk is not None:
                     expected.setdefault(disk, {})[(manifest.algorithm, _hex(digest))] = None
         jobs: list[HashJob] = [(path, present[path].size, tuple(pairs)) for path, pairs in sorted(expected.items())]
-        mismatches, failures = check_streams(check.reader.open, jobs, check.processes, check.on_progress)
-    origin = {(m.algorithm, m.is_tag): m.name for m in manifests}
-    for bad in sorted(mismatches, key=lambda m: (m.path, m.algorithm)):
-        manifest = origin.get((bad.algorithm, not bad.path.startswith("data/")), f"{bad.algorithm} manifest")
-        check.out.add("checksum-mismatch", bad.path,
-                      f"{bad.algorithm} checksum does not match {manifest}: "
-                      f"expected {bad.expected}, found {bad.found}", unique=True)
-    for failure in sorted(failures, key=lambda f: f.path):
-        check.out.add("file-unreadable", failure.path, f"cannot read {failure.path}: {failure.reason}")
+        found = check_streams(check.reader.open, jobs, check.processes, check.on_progress)
+    for problem in sorted(found, key=lambda p: (p.path, p.message)):
+        # A file is listed once per manifest, so a mismatch is never found twice.
+        check.out.append(problem, unique=problem.code == "checksum-mismatch")
+
+
+def _compare_table(manifest: Manifest, table: dict[str, bytes],
+                   disk_name: Callable[[str], str | None]) -> list[Problem]:
+    """Mismatches between a manifest and the digests hashed for its algorithm."""
+    if _all_entries_match(manifest, table):
+        return []
+    mismatches = []
+    for path, want in manifest.entries.items():
+        disk = disk_name(path)
+        got = table.get(disk) if disk is not None else None
+        if disk is not None and got is not None and (got != want if isinstance(want, bytes) else got.hex() != want):
+            mismatches.append(mismatch_problem(disk, manifest.algorithm, _hex(want), got.hex()))
+    return mismatches
+
+
+def _all_entries_match(manifest: Manifest, table: dict[str, bytes]) -> bool:
+    """Fast path of ``_compare_table``: every entry is exactly a hashed file's
+    (path, raw digest), decided in C with one set comparison."""
+    return manifest.entries.items() <= table.items()

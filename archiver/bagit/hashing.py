@@ -1,20 +1,26 @@
-"""Hashing bag files fast: every algorithm in one read pass, many files in parallel.
+"""Hashing bag files: the one place archiver turns bytes into digests.
 
-- ``hash_stream`` / ``check_stream``: one stream, all digests in one pass
-  (the mirror uses ``check_stream`` to check a copied file against the
-  manifest entries of the original).
+- ``hash_stream``: every algorithm over one stream in one read pass;
+  ``hash_file`` (a local file, e.g. while writing a bag) and ``digest_of`` (a
+  file of any reader, e.g. a mirror's copy) call it.
+- ``check_stream``: one stream against expected digests; a mismatch is a
+  ``Problem`` (``checksum-mismatch``) like every other finding, made by
+  ``mismatch_problem``.
 - ``LocalDigests``: the digests of many files of a local bag, started as soon
   as the file list is known so that hashing overlaps manifest parsing. Files
   are grouped into batches (by count and bytes) and hashed by a pool of worker
   processes, so 50,000 small files cost little more than their bytes; a big
   file is a batch of its own, so two cores hash two big files at once. Small
-  jobs are hashed in-process (a pool costs ~20 ms to start).
+  jobs are hashed in-process (a pool costs ~20 ms to start). Its fast paths
+  each have a name: ``_digest_fd`` (a small file in one read, else chunks into
+  a reused buffer) and ``LocalDigests._take_uniform`` (a batch's digests
+  sliced in bulk).
 - ``check_streams``: the same for any ``BagReader`` (e.g. S3), with threads,
   since reading from a network store waits on I/O and hashlib releases the
   GIL on large buffers.
 
-    >>> check_stream(open("data/text.txt", "rb"), {"sha256": "ab..."})
-    [HashMismatch(path='', algorithm='sha256', expected='ab...', found='9f...')]
+    >>> check_stream(open("data/text.txt", "rb"), {"sha256": "ab..."}, "data/text.txt")
+    [Problem(code='checksum-mismatch', path='data/text.txt', message='sha256 checksum does not match ...')]
 """
 
 from __future__ import annotations
@@ -25,11 +31,15 @@ import os
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, BinaryIO, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol, Sequence
 
 from archiver.bagit.parse import hash_name
+from archiver.bagit.report import Problem
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import Pool
 
 _CHUNK = 1 << 20
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -45,58 +55,75 @@ IN_PROCESS_FILES = 512
 HashJob = tuple[str, int, tuple[tuple[str, str], ...]]
 # (path relative to the folder, size or -1 if unknown, (algorithm, ...))
 DigestJob = tuple[str, int, tuple[str, ...]]
-ProgressCallback = Callable[..., None]
+ProgressCallback = Callable[[int, int, str], None]   # (done, total, what)
+# A worker's answer for one batch: (batch index, sizes, concatenated raw digests, failures)
+BatchResult = tuple[int, list[int], bytes, list[Problem]]
 
 
-@dataclass(frozen=True)
-class HashMismatch:
-    path: str
-    algorithm: str
-    expected: str
-    found: str
+class Opener(Protocol):
+    """Anything that opens a bag's file by its relative path (a ``BagReader``)."""
+
+    def open(self, path: str) -> BinaryIO: ...
 
 
-@dataclass(frozen=True)
-class HashFailure:
-    """A file that could not be read while hashing."""
+def mismatch_problem(path: str, algorithm: str, expected: str, found: str) -> Problem:
+    """The finding for a file whose ``algorithm`` digest is not its manifest's."""
+    manifest = f"manifest-{algorithm}.txt" if path.startswith("data/") else f"tagmanifest-{algorithm}.txt"
+    return Problem("checksum-mismatch", path, f"{algorithm} checksum does not match {manifest}: "
+                                              f"expected {expected}, found {found}")
 
-    path: str
-    reason: str
+
+def unreadable_problem(path: str, reason: str) -> Problem:
+    """The finding for a file that could not be read to the end while hashing."""
+    return Problem("file-unreadable", path, f"cannot read {path}: {reason}")
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes | memoryview]:
+    """The stream's bytes in pieces, read into one reused buffer where it can."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is None:
+        while data := stream.read(_CHUNK):
+            yield data
+        return
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    while count := readinto(buffer):
+        yield view[:count]
 
 
 def hash_stream(stream: BinaryIO, algorithms: Iterable[str]) -> tuple[dict[str, str], int]:
     """({algorithm: hex digest}, size) of everything ``stream`` yields, in one pass."""
-    hashers = {alg: hashlib.new(hash_name(alg)) for alg in algorithms}
+    hashers = {alg: _constructor(alg)() for alg in algorithms}
     size = 0
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    readinto = getattr(stream, "readinto", None)
-    while True:
-        if readinto is not None:
-            count = readinto(buffer)
-            if not count:
-                break
-            piece = view[:count]
-        else:
-            data = stream.read(_CHUNK)
-            if not data:
-                break
-            piece, count = data, len(data)
-        size += count
+    for piece in _chunks(stream):
+        size += len(piece)
         for hasher in hashers.values():
             hasher.update(piece)
     return {alg: hasher.hexdigest() for alg, hasher in hashers.items()}, size
 
 
-def check_stream(stream: BinaryIO, expected: dict[str, str], path: str = "") -> list[HashMismatch]:
+def hash_file(path: Path | str, algorithms: Iterable[str]) -> tuple[dict[str, str], int]:
+    """Every digest of a local file in one read pass, and its size."""
+    with open(path, "rb") as stream:
+        return hash_stream(stream, algorithms)
+
+
+def digest_of(reader: Opener, path: str, algorithm: str) -> tuple[str, int]:
+    """Hex digest and size of one file of ``reader``."""
+    with reader.open(path) as stream:
+        digests, size = hash_stream(stream, (algorithm,))
+    return digests[algorithm], size
+
+
+def check_stream(stream: BinaryIO, expected: dict[str, str], path: str = "") -> list[Problem]:
     """Hash ``stream`` with every algorithm of ``expected`` ({alg: hex}) in one
-    pass; return the mismatches (empty when all match)."""
+    pass; return a ``checksum-mismatch`` Problem per digest that differs."""
     found, _size = hash_stream(stream, expected)
-    return [HashMismatch(path, alg, want.lower(), found[alg])
+    return [mismatch_problem(path, alg, want.lower(), found[alg])
             for alg, want in expected.items() if found[alg] != want.lower()]
 
 
-def _constructor(algorithm: str) -> Callable[[], Any]:
+def _constructor(algorithm: str) -> Callable[..., "hashlib._Hash"]:
     """hashlib's constructor for a manifest algorithm (cached: 50,000 files ask)."""
     found = _CONSTRUCTORS.get(algorithm)
     if found is None:
@@ -106,73 +133,68 @@ def _constructor(algorithm: str) -> Callable[[], Any]:
     return found
 
 
-_CONSTRUCTORS: dict[str, Callable[[], Any]] = {}
+_CONSTRUCTORS: dict[str, Callable[..., "hashlib._Hash"]] = {}
 
 
-def _digest_fd(fd: int, size: int, algorithms: tuple[str, ...]) -> tuple[bytes, ...]:
-    """Raw digests of an open file, in ``algorithms`` order, in one read pass."""
-    hashers = [_constructor(alg)() for alg in algorithms]
+def _digest_fd(fd: int, size: int, makers: Sequence[Callable[..., "hashlib._Hash"]]) -> list[bytes]:
+    """Raw digests of an open file, one per constructor in ``makers``, in one read pass.
+
+    Fast path: a small file is one read (+1 byte to see growth) hashed at once.
+    Otherwise the file is read into one reused buffer: a fresh 1 MiB bytes per
+    read would be a fresh mmap each time, and the kernel zero-fills every page."""
     if size < _CHUNK:
-        data = os.read(fd, size + 1)  # one read for a small file (+1 sees growth)
-        for hasher in hashers:
-            hasher.update(data)
+        data = os.read(fd, size + 1)
         if len(data) <= size:
-            return tuple(hasher.digest() for hasher in hashers)
-    # Big (or grown) file: read into one reused buffer. A fresh 1 MiB bytes per
-    # read would be a fresh mmap each time, and the kernel zero-fills every page.
+            return [new(data).digest() for new in makers]
+        os.lseek(fd, 0, os.SEEK_SET)  # it grew: hash it as a big file
+    hashers = [new() for new in makers]
     buffer = _read_buffer()
     view = memoryview(buffer)
     while count := os.readv(fd, [buffer]):
         piece = view[:count]
         for hasher in hashers:
             hasher.update(piece)
-    return tuple(hasher.digest() for hasher in hashers)
+    return [hasher.digest() for hasher in hashers]
 
 
 _local = threading.local()
 
 
 def _read_buffer() -> bytearray:
-    buffer = getattr(_local, "buffer", None)
+    buffer: bytearray | None = getattr(_local, "buffer", None)
     if buffer is None:
         buffer = _local.buffer = bytearray(_CHUNK)
     return buffer
 
 
-def _digest_batch(root: str, batch: Sequence[DigestJob]) -> tuple[list[int], bytes, list[HashFailure]]:
+def _digest_batch(root: str, batch: Sequence[DigestJob]) -> tuple[list[int], bytes, list[Problem]]:
     """Worker: one batch of files below ``root``. Returns the size of each job's
     file (-1 where it failed), the raw digests of the files that did not fail
     concatenated in job and algorithm order (one bytes object pickles far faster
     than 50,000 small tuples), and the failures."""
     sizes: list[int] = []
     digests: list[bytes] = []
-    failures: list[HashFailure] = []
-    makers: dict[tuple[str, ...], list[Callable[..., Any]]] = {}
+    failures: list[Problem] = []
+    makers: dict[tuple[str, ...], list[Callable[..., "hashlib._Hash"]]] = {}
     for path, _size, algorithms in batch:
         try:
             # Paths come from a no-follow listing of the bag; O_NOFOLLOW refuses
             # a file swapped for a symlink since.
             fd = os.open(f"{root}/{path}", _OPEN_FLAGS)
         except OSError as exc:
-            failures.append(HashFailure(path, exc.strerror or str(exc)))
+            failures.append(unreadable_problem(path, exc.strerror or str(exc)))
             sizes.append(-1)
             continue
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):  # a FIFO or device would hang or never end
                 raise OSError(0, "not a regular file")
-            size = info.st_size
             if algorithms:
                 make = makers.get(algorithms) or makers.setdefault(algorithms, [_constructor(a) for a in algorithms])
-                # The common case inline, 50,000 times: a small file, one read (+1 sees growth).
-                if size < _CHUNK and len(data := os.read(fd, size + 1)) <= size:
-                    digests += [new(data).digest() for new in make]
-                else:
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    digests.extend(_digest_fd(fd, size, algorithms))
-            sizes.append(size)
+                digests += _digest_fd(fd, info.st_size, make)
+            sizes.append(info.st_size)
         except OSError as exc:
-            failures.append(HashFailure(path, exc.strerror or str(exc)))
+            failures.append(unreadable_problem(path, exc.strerror or str(exc)))
             sizes.append(-1)
         finally:
             os.close(fd)
@@ -184,7 +206,7 @@ def _digest_batch(root: str, batch: Sequence[DigestJob]) -> tuple[list[int], byt
 _FORKED_BATCHES: dict[int, list[list[DigestJob]]] = {}
 
 
-def _digest_task(args: tuple[str, int, int, Sequence[DigestJob] | None]):
+def _digest_task(args: tuple[str, int, int, Sequence[DigestJob] | None]) -> BatchResult:
     root, key, index, batch = args
     if batch is None:
         batch = _FORKED_BATCHES[key][index]
@@ -215,7 +237,7 @@ def make_batches(jobs: Sequence[DigestJob], workers: int = 1) -> list[list[Diges
     return batches
 
 
-def _pool_context():
+def _pool_context() -> multiprocessing.context.BaseContext:
     # fork starts workers in milliseconds; the workers only read files and hash.
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -238,12 +260,12 @@ class LocalDigests:
         known = all(job[1] >= 0 for job in jobs)
         total_bytes = sum(job[1] for job in jobs) if known else IN_PROCESS_BYTES + 1
         small = self.total <= IN_PROCESS_FILES and total_bytes <= IN_PROCESS_BYTES
-        self._pool = None
-        self._results = None
+        self._pool: Pool | None = None
+        self._results: Iterator[BatchResult] | None = None
+        self._key = id(self)
         if workers > 1 and len(self.batches) > 1 and not small:
             context = _pool_context()
             forked = context.get_start_method() == "fork"
-            self._key = id(self)
             if forked:
                 _FORKED_BATCHES[self._key] = self.batches
             self._pool = context.Pool(min(workers, len(self.batches)))
@@ -251,13 +273,13 @@ class LocalDigests:
             self._results = self._pool.imap_unordered(_digest_task, tasks)
 
     def wait(self, on_progress: ProgressCallback | None = None,
-             ) -> tuple[dict[str, dict[str, bytes]], dict[str, int], list[HashFailure]]:
+             ) -> tuple[dict[str, dict[str, bytes]], dict[str, int], list[Problem]]:
         """({algorithm: {path: raw digest}}, {path: size}, failures). One table per
         algorithm lets callers compare a whole manifest in C; raw digests are
         half the memory of hex."""
         tables: dict[str, dict[str, bytes]] = {}
         sizes: dict[str, int] = {}
-        failures: list[HashFailure] = []
+        failures: list[Problem] = []
         results = self._results if self._results is not None else \
             ((i, *_digest_batch(self.root, batch)) for i, batch in enumerate(self.batches))
         widths: dict[str, int] = {}
@@ -283,7 +305,8 @@ class LocalDigests:
             tables.setdefault(algorithm, {})
         return width
 
-    def _take_uniform(self, batch, batch_sizes, digests, widths, tables, sizes) -> None:
+    def _take_uniform(self, batch: Sequence[DigestJob], batch_sizes: list[int], digests: bytes,
+                      widths: dict[str, int], tables: dict[str, dict[str, bytes]], sizes: dict[str, int]) -> None:
         """A batch whose files all succeeded with the same algorithms: the digest
         bytes have a fixed stride, so each table is filled by slicing in bulk."""
         paths = list(map(itemgetter(0), batch))
@@ -299,7 +322,8 @@ class LocalDigests:
             tables[alg].update(zip(paths, pieces))
             offset += width
 
-    def _take_each(self, batch, batch_sizes, digests, widths, tables, sizes) -> None:
+    def _take_each(self, batch: Sequence[DigestJob], batch_sizes: list[int], digests: bytes,
+                   widths: dict[str, int], tables: dict[str, dict[str, bytes]], sizes: dict[str, int]) -> None:
         offset = 0
         for (path, _size, algorithms), size in zip(batch, batch_sizes):
             if size < 0:
@@ -326,24 +350,22 @@ class LocalDigests:
 
 def check_streams(open_stream: Callable[[str], BinaryIO], jobs: Sequence[HashJob],
                   threads: int | None = None, on_progress: ProgressCallback | None = None,
-                  ) -> tuple[list[HashMismatch], list[HashFailure]]:
+                  ) -> list[Problem]:
     """Check files of any reader against expected digests: ``open_stream(path)`` gives a
-    binary stream. Errors opening or reading a file become HashFailures."""
-    def one(job: HashJob) -> tuple[list[HashMismatch], list[HashFailure]]:
+    binary stream. Returns the mismatches and the files that could not be read."""
+    def one(job: HashJob) -> list[Problem]:
         path, _size, expected = job
         try:
             with open_stream(path) as stream:
-                return check_stream(stream, dict(expected), path), []
+                return check_stream(stream, dict(expected), path)
         except Exception as exc:  # noqa: BLE001 - any reader failure is reported per file
-            return [], [HashFailure(path, str(exc) or type(exc).__name__)]
+            return [unreadable_problem(path, str(exc) or type(exc).__name__)]
 
-    mismatches: list[HashMismatch] = []
-    failures: list[HashFailure] = []
+    found: list[Problem] = []
     total = len(jobs)
     with ThreadPoolExecutor(max_workers=threads or min(8, (os.cpu_count() or 1) * 2)) as executor:
-        for done, (bad, failed) in enumerate(executor.map(one, jobs), start=1):
-            mismatches += bad
-            failures += failed
+        for done, problems in enumerate(executor.map(one, jobs), start=1):
+            found += problems
             if on_progress:
                 on_progress(done, total, "hashing")
-    return mismatches, failures
+    return found

@@ -1,14 +1,15 @@
 """Parsing BagIt tag files (RFC 8493 and drafts 0.93 - 0.97). Pure: bytes in, values out.
 
 Every parser returns what it could read *and* the problems it met, as
-``Finding(code, path, message, error)`` values; nothing here raises on bad
-input, so the verifier can report every problem of a bag, not the first.
+``Problem(code, path, message, error)`` values (called findings here) added to
+a sink (a list, or the verifier's capped ``Collector``); nothing here raises on
+bad input, so the verifier can report every problem of a bag, not the first.
 
 - ``parse_bagit_txt``: the exact two-line form, no BOM, a known version.
 - ``iter_text_lines``: decodes a stream in the declared tag-file encoding
   (UTF-8, UTF-16, ISO-8859-1, ...) and splits on CRLF, CR or LF, with a cap on
-  line length so a 100 MB single line never sits in memory.
-- ``parse_tag_file``: ``Label: value`` elements with folded continuation lines.
+  line length so a 100 MB single line never sits in memory (bag-info.txt
+  elements are parsed from it in ``archiver.bagit.tagfiles``).
 - ``parse_manifest``: ``<digest> <path>`` lines, percent-decoding (%0D %0A %25),
   md5sum-style ``*path`` and ``./path`` (warnings), path safety.
 - ``parse_fetch``: ``<url> <length|-> <path>`` lines.
@@ -22,7 +23,9 @@ import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator, NamedTuple
+from typing import Iterator, Literal, NamedTuple, Protocol, overload
+
+from archiver.bagit.report import Problem
 
 SUPPORTED_VERSIONS = ("0.93", "0.94", "0.95", "0.96", "0.97", "1.0")
 MAX_LINE_CHARS = 64 * 1024  # a manifest or fetch line longer than this is refused, not buffered
@@ -43,17 +46,29 @@ _PERCENT = re.compile(r"%(0[dDaA]|25)")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DRIVE_IN_LINE = re.compile(r"[ \t][A-Za-z]:")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+# RFC 3986 §4.3 absolute-URI: scheme ":" hier-part [ "?" query ], in URI characters
+# (unreserved, reserved, percent-encoded octets). "ark:/57799/b9dd5t" and
+# "urn:uuid:..." are absolute URIs as much as "https://host/x" is.
+_ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$")
+
+Finding = Problem  # what a parser met: a problem (error=True) or a warning
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A problem (``error=True``) or a warning met while parsing."""
+class FindingSink(Protocol):
+    """Where a parser puts its findings: a list, or the verifier's ``Collector``."""
 
-    code: str
-    path: str
-    message: str
-    error: bool = True
+    def append(self, finding: Problem, /) -> None: ...
+
+
+class ByteStream(Protocol):
+    """What the parsers read from: a binary file, or anything with ``read(size)``."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+class LongLine(str):
+    """The first ``max_line`` characters of a line that was longer (see
+    ``iter_line_batches(keep_head=True)``): the rest was read, not kept."""
 
 
 class ManifestEntry(NamedTuple):
@@ -136,30 +151,35 @@ def lookup_encoding(name: str | None) -> str | None:
         return None
 
 
-def iter_text_lines(stream: BinaryIO, encoding: str, where: str,
-                    findings: list[Finding], max_line: int = MAX_LINE_CHARS) -> Iterator[tuple[int, str]]:
+def iter_text_lines(stream: ByteStream, encoding: str, where: str, findings: FindingSink,
+                    max_line: int = MAX_LINE_CHARS, keep_head: bool = False) -> Iterator[tuple[int, str]]:
     """Yield (line number, line) of a tag file, decoded incrementally; see ``iter_line_batches``."""
-    for number, lines in iter_line_batches(stream, encoding, where, findings, max_line):
+    for number, lines in iter_line_batches(stream, encoding, where, findings, max_line, keep_head):
         for offset, line in enumerate(lines):
             if line is not None:
                 yield number + offset, line
 
 
-def iter_line_batches(stream: BinaryIO, encoding: str, where: str, findings: list[Finding],
-                      max_line: int = MAX_LINE_CHARS) -> Iterator[tuple[int, list[str | None]]]:
+def iter_line_batches(stream: ByteStream, encoding: str, where: str, findings: FindingSink,
+                      max_line: int = MAX_LINE_CHARS, keep_head: bool = False,
+                      ) -> Iterator[tuple[int, list[str | None]]]:
     """Yield (number of the first line, lines) per chunk read; a skipped
     overlong line is None in its place, so numbers stay right.
 
     Lines end at CRLF, CR or LF (RFC 8493 §2.1.3: all three are allowed). A
-    line longer than ``max_line`` characters is reported once and skipped
-    without being held in memory; undecodable bytes are reported and the rest
-    of the file is not read (its meaning is unknowable)."""
+    line longer than ``max_line`` characters is read to its end without being
+    held in memory: reported (``line-too-long``) and skipped, or with
+    ``keep_head=True`` (bag-info.txt, where any value length is legal) given as
+    a ``LongLine`` of its first ``max_line`` characters and not reported.
+    Undecodable bytes are reported and the rest of the file is not read (its
+    meaning is unknowable)."""
     codec = lookup_encoding(encoding) or "utf-8"
     if codec == "utf-8":
         codec = "utf-8-sig"  # a BOM in a UTF-8 tag file is tolerated
     decoder = codecs.getincrementaldecoder(codec)()
     current = ""          # the line being assembled (never longer than max_line)
     skipping = False      # inside an overlong line, already reported
+    head: LongLine | None = None  # keep_head: the start of the overlong line being skipped
     cr_pending = False    # the last text ended in CR: a leading LF completes that CRLF
     number = 0
     while True:
@@ -180,24 +200,22 @@ def iter_line_batches(stream: BinaryIO, encoding: str, where: str, findings: lis
         batch: list[str | None] = []
         # parts[0] continues the current line; parts[1:-1] are whole lines; parts[-1] starts one.
         if len(parts) > 1:
-            whole = [current + parts[0] if not skipping else None] + parts[1:-1]
-            if max(map(len, parts[1:-1]), default=0) <= max_line and (whole[0] is None or len(whole[0]) <= max_line):
+            whole: list[str | None] = [current + parts[0] if not skipping else head]
+            whole += parts[1:-1]
+            if max(map(len, parts[1:-1]), default=0) <= max_line and (skipping or len(current + parts[0]) <= max_line):
                 batch = whole  # the common case, checked in C
                 number += len(whole)
             else:
                 for line in whole:
                     number += 1
                     if line is not None and len(line) > max_line:
-                        findings.append(Finding("line-too-long", where, f"line {number} of {where} is longer "
-                                                f"than {max_line} characters; skipped"))
-                        line = None
+                        line = _overlong(line, number, where, max_line, keep_head, findings)
                     batch.append(line)
-            current, skipping = "", False
+            current, skipping, head = "", False, None
         if not skipping:
             current += parts[-1]
             if len(current) > max_line:
-                findings.append(Finding("line-too-long", where, f"line {number + 1} of {where} is longer "
-                                        f"than {max_line} characters; skipped"))
+                head = _overlong(current, number + 1, where, max_line, keep_head, findings)
                 current, skipping = "", True
         if not chunk:
             if current and not skipping:
@@ -205,47 +223,21 @@ def iter_line_batches(stream: BinaryIO, encoding: str, where: str, findings: lis
                 batch.append(current)  # a last line without a line break
             elif skipping:
                 number += 1
-                batch.append(None)
+                batch.append(head)
         if batch:
             yield first, batch
         if not chunk:
             return
 
 
-def parse_tag_file(stream: BinaryIO, encoding: str, where: str,
-                   version: str | None) -> tuple[list[tuple[str, str]], list[Finding]]:
-    """Elements of bag-info.txt (or package-info.txt): ``Label: value`` lines,
-    a line starting with a space or tab continuing the previous value
-    (RFC 8493 §2.2.2). Labels with surrounding whitespace (``Label : v``) are an
-    error in 1.0 and a warning in the drafts, where bags in the wild have them."""
-    findings: list[Finding] = []
-    elements: list[tuple[str, str]] = []
-    for number, line in iter_text_lines(stream, encoding, where, findings):
-        if line == "":
-            findings.append(Finding("tag-blank-line", where, f"line {number} of {where} is blank", False))
-            continue
-        if line[0] in " \t":
-            if not elements:
-                findings.append(Finding("tag-line-malformed", where,
-                                        f"line {number} of {where} continues a value but no element precedes it"))
-                continue
-            label, value = elements[-1]
-            elements[-1] = (label, value + " " + line.strip())
-            continue
-        label, colon, value = line.partition(":")
-        if not colon or not label.strip():
-            findings.append(Finding("tag-line-malformed", where,
-                                    f"line {number} of {where} is not 'Label: value': {line[:80]!r}"))
-            continue
-        if label != label.strip():
-            findings.append(Finding("tag-label-whitespace", where,
-                                    f"label {label!r} on line {number} of {where} has surrounding whitespace",
-                                    error=version == "1.0"))
-        # RFC 8493 §2.2.2: one space or tab separates label and value; the rest is the value.
-        if value[:1] in (" ", "\t"):
-            value = value[1:]
-        elements.append((label.strip(), value))
-    return elements, findings
+def _overlong(line: str, number: int, where: str, max_line: int, keep_head: bool,
+              findings: FindingSink) -> LongLine | None:
+    """What an overlong line becomes: its head (``keep_head``), or nothing and a finding."""
+    if keep_head:
+        return LongLine(line[:max_line])
+    findings.append(Finding("line-too-long", where, f"line {number} of {where} is longer "
+                            f"than {max_line} characters; skipped"))
+    return None
 
 
 def decode_manifest_path(path: str) -> str:
@@ -280,7 +272,7 @@ def path_safety_problem(path: str) -> str | None:
     return None
 
 
-def parse_manifest(stream: BinaryIO, where: str, algorithm: str, encoding: str = "UTF-8",
+def parse_manifest(stream: ByteStream, where: str, algorithm: str, encoding: str = "UTF-8",
                    ) -> tuple[list[ManifestEntry], list[Finding]]:
     """Entries of a (tag) manifest, streaming. Grammar (RFC 8493 §2.1.3):
     ``checksum``, one or more spaces or tabs, ``filepath``.
@@ -294,30 +286,37 @@ def parse_manifest(stream: BinaryIO, where: str, algorithm: str, encoding: str =
         if pairs is not None:
             entries.extend(ManifestEntry(path, digest, number)
                            for number, (digest, path) in enumerate(pairs, start=first))
-        else:
-            entries.extend(others)
+        entries.extend(others)
     return entries, findings
 
 
-def parse_manifest_map(stream: BinaryIO, where: str, algorithm: str, encoding: str = "UTF-8",
-                       binary: bool = False, findings: Any = None,
-                       ) -> tuple[dict[str, Any], list[ManifestEntry], Any]:
+@overload
+def parse_manifest_map(stream: ByteStream, where: str, algorithm: str, encoding: str = ...,
+                       binary: Literal[False] = ..., findings: FindingSink | None = ...,
+                       ) -> tuple[dict[str, str], list[ManifestEntry], FindingSink]: ...
+@overload
+def parse_manifest_map(stream: ByteStream, where: str, algorithm: str, encoding: str = ...,
+                       binary: Literal[True] = ..., findings: FindingSink | None = ...,
+                       ) -> tuple[dict[str, bytes | str], list[ManifestEntry], FindingSink]: ...
+def parse_manifest_map(stream: ByteStream, where: str, algorithm: str, encoding: str = "UTF-8",
+                       binary: bool = False, findings: FindingSink | None = None,
+                       ) -> tuple[dict[str, str], list[ManifestEntry], FindingSink] | \
+                            tuple[dict[str, bytes | str], list[ManifestEntry], FindingSink]:
     """Like ``parse_manifest``, shaped for checking 1,000,000-line manifests fast
     and compactly: ({path: digest} of each path's first entry, [later entries of a
-    listed path], findings).
+    listed path], the findings sink).
 
     ``binary=True``: digests are raw bytes (``bytes.fromhex``), half the memory of
     hex text, for algorithms whose digest length is known (others stay hex).
-    ``findings``: any object with ``append`` (e.g. one that passes each finding
-    on at once, so a million bad lines are never held); a new list by default.
-    Repeats keep their digest in hex."""
-    if findings is None:
-        findings = []
+    ``findings``: where findings go (e.g. a sink that passes each on at once, so a
+    million bad lines are never held); a new list if None. Repeats keep their digest in hex."""
+    sink: FindingSink = [] if findings is None else findings
     to_value = bytes.fromhex if binary and DIGEST_HEX_LENGTHS.get(hash_name(algorithm)) else None
-    listed: dict[str, Any] = {}
+    listed: dict[str, bytes | str] = {}
     repeats: list[ManifestEntry] = []
-    for first, pairs, others in _manifest_chunks(stream, where, algorithm, encoding, findings):
+    for first, pairs, others in _manifest_chunks(stream, where, algorithm, encoding, sink):
         if pairs is not None:
+            chunk: dict[str, bytes | str]
             if to_value is None:
                 chunk = {path: digest for digest, path in pairs}
             else:
@@ -331,29 +330,41 @@ def parse_manifest_map(stream: BinaryIO, where: str, algorithm: str, encoding: s
                 repeats.append(entry)
             else:
                 listed[entry.path] = entry.digest if to_value is None else to_value(entry.digest)
-    return listed, repeats, findings
+    return listed, repeats, sink
 
 
-def _manifest_chunks(stream: BinaryIO, where: str, algorithm: str, encoding: str, findings: list[Finding]):
-    """Yield, per chunk read, (first line number, [(digest, path)], None) when
-    every line is plain, else (None, None, [ManifestEntry]) after every rule."""
+def _manifest_chunks(stream: ByteStream, where: str, algorithm: str, encoding: str, findings: FindingSink,
+                     ) -> Iterator[tuple[int, list[tuple[str, str]] | None, list[ManifestEntry]]]:
+    """Yield, per chunk read, (first line number, [(digest, path)], []) when
+    every line is plain (``_plain_pairs``), else (first, None, [ManifestEntry])
+    after every rule (``_parse_manifest_line``)."""
     expected_length = DIGEST_HEX_LENGTHS.get(hash_name(algorithm))
     plain_lines = _plain_line_pattern(expected_length)
     for first, lines in iter_line_batches(stream, encoding, where, findings):
-        if None not in lines:
-            # Plain: lower-case hex digest, a path with nothing to decode and no
-            # '.', '..', empty or drive-letter parts; one regex pass in C decides.
-            text = "\n".join(lines)  # type: ignore[arg-type]
-            found = plain_lines.findall(text)
-            if (len(found) == len(lines) and "/." not in text and "//" not in text and "/\n" not in text
-                    and not text.endswith("/") and not (":" in text and _DRIVE_IN_LINE.search(text))):
-                yield first, found, None
-                continue
+        pairs = _plain_pairs(lines, plain_lines)
+        if pairs is not None:
+            yield first, pairs, []
+            continue
         entries: list[ManifestEntry] = []
         for number, line in enumerate(lines, start=first):
             if line is not None:
                 _parse_manifest_line(line, number, where, algorithm, expected_length, entries, findings)
-        yield None, None, entries
+        yield first, None, entries
+
+
+def _plain_pairs(lines: list[str | None], plain_lines: re.Pattern[str]) -> list[tuple[str, str]] | None:
+    """Fast path of ``_parse_manifest_line`` for a whole chunk: [(digest, path)]
+    if every line is one that every rule passes unchanged (lower-case hex digest
+    of the right length, a path with nothing to decode and no '.', '..', empty
+    or drive-letter part), decided by one regex pass in C; else None."""
+    if None in lines:
+        return None
+    text = "\n".join(line for line in lines if line is not None)
+    found: list[tuple[str, str]] = plain_lines.findall(text)
+    if (len(found) == len(lines) and "/." not in text and "//" not in text and "/\n" not in text
+            and not text.endswith("/") and not (":" in text and _DRIVE_IN_LINE.search(text))):
+        return found
+    return None
 
 
 def _plain_line_pattern(length: int | None) -> re.Pattern[str]:
@@ -364,7 +375,7 @@ def _plain_line_pattern(length: int | None) -> re.Pattern[str]:
 
 
 def _parse_manifest_line(line: str, number: int, where: str, algorithm: str, expected_length: int | None,
-                         entries: list[ManifestEntry], findings: list[Finding]) -> None:
+                         entries: list[ManifestEntry], findings: FindingSink) -> None:
     """One manifest line the fast path did not accept: every rule, every finding."""
     if line == "":
         findings.append(Finding("manifest-line-malformed", where, f"line {number} of {where} is blank"))
@@ -395,7 +406,7 @@ def _parse_manifest_line(line: str, number: int, where: str, algorithm: str, exp
     entries.append(ManifestEntry(path, digest.lower(), number))
 
 
-def parse_fetch(stream: BinaryIO, encoding: str, where: str = "fetch.txt",
+def parse_fetch(stream: ByteStream, encoding: str, where: str = "fetch.txt",
                 ) -> tuple[list[FetchEntry], list[Finding]]:
     """Entries of fetch.txt: ``url length filepath`` where length is digits or
     ``-`` (RFC 8493 §2.2.3); the path is percent-decoded like a manifest's."""
@@ -411,9 +422,10 @@ def parse_fetch(stream: BinaryIO, encoding: str, where: str = "fetch.txt",
             findings.append(Finding("fetch-line-malformed", where,
                                     f"line {number} of {where} is not '<url> <length|-> <path>': {line[:80]!r}"))
             continue
-        if not _URL.match(url):
+        if not is_absolute_uri(url):
             findings.append(Finding("fetch-url-invalid", where,
-                                    f"line {number} of {where}: {url[:80]!r} is not an absolute URL"))
+                                    f"line {number} of {where}: {url[:80]!r} is not an absolute URI "
+                                    "(RFC 3986 §4.3: scheme ':' then URI characters)"))
         path = decode_manifest_path(path)
         unsafe = path_safety_problem(path)
         if unsafe:
@@ -423,6 +435,11 @@ def parse_fetch(stream: BinaryIO, encoding: str, where: str = "fetch.txt",
         length = None if length_text == "-" else int(length_text)
         entries.append(FetchEntry(url, length, path, number))
     return entries, findings
+
+
+def is_absolute_uri(text: str) -> bool:
+    """RFC 3986 §4.3 absolute-URI: ``https://host/x``, ``ark:/57799/b9dd5t``, ``urn:uuid:...``."""
+    return _ABSOLUTE_URI.match(text) is not None
 
 
 def parse_oxum(value: str) -> tuple[int, int] | None:
@@ -447,7 +464,8 @@ _FIRST_FIELD = re.compile(r"([^ \t]*)[ \t]*(.*)", re.S)
 def _split_first_whitespace(line: str) -> tuple[str, str]:
     """``"abc  d e"`` -> ``("abc", "d e")``: split at the first run of spaces/tabs."""
     match = _FIRST_FIELD.match(line)
-    return match.group(1), match.group(2)  # type: ignore[union-attr]  # always matches
+    assert match is not None  # the pattern matches every string
+    return match.group(1), match.group(2)
 
 
 def _printable(path: str) -> str:

@@ -22,7 +22,7 @@ import stat
 from operator import attrgetter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Iterator, Protocol, runtime_checkable
 
 from archiver.errors import StorageError
 
@@ -152,7 +152,7 @@ def open_beneath(root: Path, parts: list[str]) -> int:
     return fd
 
 
-def iter_tree(root: Path, prefix: str = "", sizes: bool = True):
+def iter_tree(root: Path, prefix: str = "", sizes: bool = True) -> Iterator[FileEntry]:
     """Yield a FileEntry for every non-folder below ``root``, depth first.
 
     Streams: memory stays flat however many files there are. Symlinks (to

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from archiver import AGENT
+from archiver.bagit.hashing import hash_file
 from archiver.durable import fsync_path, fsync_tree, make_temp_dir, release_temp_dir, renamed_held_dir
 from archiver.errors import StorageError
 from archiver.clock import iso, utc_now
@@ -54,18 +55,6 @@ def render_manifest(entries: Iterable[tuple[str, str]]) -> bytes:
     return "".join(
         f"{digest}  {encode_manifest_path(path)}\n" for path, digest in sorted(entries)
     ).encode("utf-8")
-
-
-def hash_file(path: Path, algorithms: Iterable[str]) -> tuple[dict[str, str], int]:
-    """Every digest of ``path`` in one read pass, and its size."""
-    hashers = {alg: hashlib.new(alg) for alg in algorithms}
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            size += len(chunk)
-            for h in hashers.values():
-                h.update(chunk)
-    return {alg: h.hexdigest() for alg, h in hashers.items()}, size
 
 
 def _check_payload_name(name: str) -> None:

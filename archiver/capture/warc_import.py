@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from archiver.bagit.write import hash_file
+from archiver.bagit.hashing import hash_file
 from archiver.capture.fetch import parse_content_type
 from archiver.capture.material import build_material
 from archiver.capture.snapshot import SnapshotOptions, SourceResult, bag_unless_unchanged, failed_result

@@ -39,6 +39,14 @@ def _print_bag_report(report: Any) -> None:
                   markup=False)
 
 
+def _collection_folder(name: str) -> bool:
+    """A collection's own folders, which hold no bags: .archiver/ and .tmp-* (bags being written)."""
+    from archiver.collection.root import META_DIR
+    from archiver.durable import TMP_PREFIX
+
+    return name == META_DIR or name.startswith(TMP_PREFIX)
+
+
 @app.command()
 def verify(
     paths: list[str] = typer.Argument(..., metavar="PATH...",
@@ -79,7 +87,7 @@ def verify(
                 could_not_read(Path(given), f"{given} does not exist")
                 continue
             else:
-                bags = find_bags(Path(given))
+                bags = find_bags(Path(given), skip=_collection_folder)
         except ArchiverError as exc:
             could_not_read(Path(given), str(exc))
             continue

@@ -25,7 +25,7 @@ from archiver.collection.root import list_bag_dirs
 from archiver.errors import StorageError, UsageError
 from archiver.collection.events import Event, append_event, read_events
 from archiver.clock import parse_iso, utc_now
-from archiver.bagit.verify import BagReport, verify_bag
+from archiver.bagit.verify import BagReport, CannotVerify, verify_bag
 
 MAX_FILES_IN_EVENT = 1000
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -130,9 +130,13 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
         try:
             bag_report = verify_bag(root / bag, "full", processes)
         except StorageError as exc:
+            # CannotVerify: archiver refused to judge the bag (a resource guard), so the
+            # log says "unverifiable", never "failure"; the audit still reports it.
+            unjudged = isinstance(exc, CannotVerify)
             report.failed.append({"bag": bag, "files": [], "problems": [
-                {"code": "bag-unreadable", "path": "", "message": str(exc)}]})
-            append_event(root, Event("fixity", "failure", bag=bag, detail={"reason": str(exc)}))
+                {"code": "cannot-verify" if unjudged else "bag-unreadable", "path": "", "message": str(exc)}]})
+            append_event(root, Event("fixity", "unverifiable" if unjudged else "failure", bag=bag,
+                                     detail={"reason": str(exc)}))
             continue
         append_event(root, _fixity_event(bag, bag_report))
         if bag_report.valid:

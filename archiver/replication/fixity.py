@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, Iterable, BinaryIO
 
 from archiver.errors import StorageError
+from archiver.bagit.hashing import digest_of as stream_digest
 from archiver.bagit.parse import hash_name, parse_manifest_map
 from archiver.replication.plan import algorithm_of
 
@@ -45,17 +46,6 @@ class FileFault:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "kind": self.kind, "message": self.message}
-
-
-def stream_digest(reader: Readable, path: str, algorithm: str) -> tuple[str, int]:
-    """Hex digest and size of one file, read in 1 MiB chunks."""
-    hasher = hashlib.new(algorithm)
-    size = 0
-    with reader.open(path) as stream:
-        while chunk := stream.read(CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-    return hasher.hexdigest(), size
 
 
 def _rank(algorithm: str) -> int:
