@@ -6,7 +6,8 @@ One JSON object a line, PREMIS-like::
      "agent": "archiver/0.1.0", "bag": "essay-20261125T093000Z",
      "target": null, "outcome": "success", "detail": {...}}
 
-Types: capture, validation, fixity, replication, repair, deletion.
+Types: capture, validation, fixity, replication, repair, deletion, ingestion
+(a bag taken in from elsewhere: where from, digests, the verifier's result).
 Outcomes: success, failure, unverifiable (and, for captures, unchanged).
 
 Each append is a single ``write`` of one whole line on a file opened with
@@ -28,7 +29,7 @@ from archiver import AGENT
 from archiver.clock import iso, utc_now
 from archiver.errors import StorageError
 
-EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion")
+EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion", "ingestion")
 OUTCOMES = ("success", "failure", "unverifiable", "unchanged")
 
 

@@ -397,9 +397,12 @@ def verify_archive(source: ArchiveSource | Path | str, mode: str = "full",
     (completeness) problems and checksum mismatches in one ``BagReport``."""
     if not isinstance(source, ArchiveSource):
         source = ArchiveSource.local(Path(source))
-    scan = scan_archive(source, on_progress, **guards)
-    reader = ScannedBag(source.location, scan)
-    inner = verify_bag(reader, "fast" if mode == "fast" else "completeness")
+    return verify_scan(source, scan_archive(source, on_progress, **guards), mode)
+
+
+def verify_scan(source: ArchiveSource, scan: Scan, mode: str = "full") -> BagReport:
+    """The report for one scanned archive (see ``verify_archive``)."""
+    inner = verify_bag(ScannedBag(source.location, scan), "fast" if mode == "fast" else "completeness")
     problems = list(scan.problems) + list(inner.problems)
     if mode == "full":
         problems += _checksum_problems(scan, inner.version)

@@ -193,7 +193,8 @@ class _Check:
         self.version: str | None = None
 
     def add(self, code: str, path: str, message: str, key: str, warning: bool = False) -> None:
-        (self.warnings if warning else self.problems).append(ProfileProblem(code, path, message, self.p.rule(key)))
+        rule = self.p.rule(key)
+        (self.warnings if warning else self.problems).append(ProfileProblem(code, path, f"{message} [{rule}]", rule))
 
     def read(self, path: str) -> bytes | None:
         try:

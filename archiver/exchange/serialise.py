@@ -30,13 +30,13 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable
 
 from archiver.bagit.parse import MANIFEST_NAME, TAG_MANIFEST_NAME
 from archiver.bagit.reader import LocalBag
 from archiver.durable import TMP_PREFIX, fsync_path
 from archiver.errors import StorageError, UsageError
-from archiver.exchange.archive_reader import verify_archive
+from archiver.exchange.archive_reader import ArchiveSource
 
 FORMATS = {"tar": ".tar", "tar.gz": ".tar.gz", "zip": ".zip"}
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -179,9 +179,12 @@ def write_archive(members: list[_Member], dest: Path, fmt: str) -> None:
 
 
 def export_bag(bag: Path, out: Path, fmt: str, name: str | None = None,
-               on_progress: Callable[..., None] | None = None) -> ExportResult:
-    """Serialise one bag folder into ``out``; the archive is verified in place before
-    it is given its final name. ``name``: the bag name to use (default the folder's)."""
+               on_progress: Callable[..., None] | None = None, profiles: list[Any] | None = None) -> ExportResult:
+    """Serialise one bag folder into ``out``; the archive is verified in place (RFC 8493
+    and ``profiles``) before it is given its final name. ``name``: the bag name to use
+    (default the folder's)."""
+    from archiver.exchange.check import verify_any
+
     name = name or bag.name
     archive = out / f"{name}{FORMATS.get(fmt, '')}"
     if fmt not in FORMATS:
@@ -192,7 +195,8 @@ def export_bag(bag: Path, out: Path, fmt: str, name: str | None = None,
     staged = out / f"{TMP_PREFIX}check-{uuid.uuid4().hex[:12]}{FORMATS[fmt]}"
     try:
         write_archive(members, staged, fmt)
-        report = verify_archive(staged, "full", on_progress)
+        report = verify_any(ArchiveSource(str(archive), fmt, lambda: open(staged, "rb"), None), "full",
+                            None, on_progress, profiles)
         if not report.valid:
             return ExportResult(name, archive, "failed", report.files, report.bytes,
                                 [p.to_dict() for p in report.problems])
@@ -205,11 +209,3 @@ def export_bag(bag: Path, out: Path, fmt: str, name: str | None = None,
     finally:
         staged.unlink(missing_ok=True)
 
-
-def iter_archives(folder: Path) -> Iterator[Path]:
-    """Serialised bags directly in ``folder`` (for audit and mirror)."""
-    from archiver.exchange.archive_reader import archive_kind
-
-    for entry in sorted(folder.iterdir()):
-        if entry.is_file() and not entry.name.startswith(".") and archive_kind(entry.name):
-            yield entry
