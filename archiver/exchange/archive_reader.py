@@ -182,7 +182,8 @@ def _zip_entries(raw: BinaryIO) -> Iterator[_Entry]:
 
 def _clean_name(name: str) -> str | None:
     """The entry's path with ``./`` prefixes and trailing ``/`` dropped; None if unsafe."""
-    if name.startswith("/") or "\\" in name or "\x00" in name or (len(name) > 1 and name[1] == ":"):
+    # a backslash is an ordinary character in a POSIX name (a manifest listing it is path-unsafe)
+    if name.startswith("/") or "\x00" in name or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
         return None
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:

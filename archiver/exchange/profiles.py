@@ -1,6 +1,7 @@
 """BagIt profiles: the BagIt-Profiles specification's JSON (1.1-1.4) and DART's JSON.
 
-``load_profile(name_or_file)`` reads either format into one ``Profile``;
+``load_profile(name_or_file)`` reads either format (and LoC Bagger's older
+field list) into one ``Profile``;
 ``check_profile(profile, reader, archive=...)`` lists every unmet rule as a
 ``ProfileProblem(code, path, message, rule)`` where ``rule`` names the rule's
 source (the profile and the key it comes from). Bundled by name (files in
@@ -116,6 +117,8 @@ def parse_profile(document: Any, source: str) -> Profile:
         return _standard(document, source)
     if "acceptBagItVersion" in document or "tags" in document:
         return _dart(document, source)
+    if _is_bagger(document):
+        return _bagger(document, source)
     raise UsageError(f"profile {source} is neither BagIt-Profiles JSON nor DART JSON")
 
 
@@ -144,6 +147,28 @@ def _standard(d: dict[str, Any], source: str) -> Profile:
         payload_files_allowed=_list(d.get("Payload-Files-Allowed")),
         tags=tags, file_name_rules=d.get("x-archiver-file-name-rules"),
     )
+
+
+_BAGGER_KEYS = {"fieldRequired", "requiredValue", "defaultValue", "valueList", "isReadOnly", "fieldType"}
+
+
+def _is_bagger(d: dict[str, Any]) -> bool:
+    """LoC Bagger's older profile JSON: bag-info fields -> {fieldRequired, requiredValue, valueList}
+    (optionally in an ``ordered`` list of one-field objects)."""
+    fields = d["ordered"] if isinstance(d.get("ordered"), list) else [d]
+    return all(isinstance(f, dict) and all(isinstance(v, dict) and set(v) <= _BAGGER_KEYS for v in f.values())
+               for f in fields)
+
+
+def _bagger(d: dict[str, Any], source: str) -> Profile:
+    fields = d["ordered"] if isinstance(d.get("ordered"), list) else [d]
+    tags = []
+    for group in fields:
+        for label, rule in group.items():
+            values = [rule["requiredValue"]] if rule.get("requiredValue") else _list(rule.get("valueList"))
+            tags.append(TagRule("bag-info.txt", label, bool(rule.get("fieldRequired", False)) or bool(values),
+                                values or None, True, True, False, label))
+    return Profile(name=source, source=source, tags=tags)
 
 
 def _dart(d: dict[str, Any], source: str) -> Profile:
