@@ -154,6 +154,8 @@ def read_bag_record(bag_dir: Path) -> BagRecord:
     """Read what the catalogue needs from a bag on disk. StorageError if its
     metadata or text cannot be read."""
     bag_dir = Path(bag_dir)
+    if not (bag_dir / "data" / "metadata.json").exists() and (bag_dir / "bag-info.txt").is_file():
+        return _foreign_bag_record(bag_dir)
     try:
         metadata = json.loads((bag_dir / "data" / "metadata.json").read_bytes())
         text = (bag_dir / "data" / "text.txt").read_bytes().decode("utf-8", errors="replace")
@@ -183,6 +185,24 @@ def read_bag_record(bag_dir: Path) -> BagRecord:
         derived_from=_text_or_none(derived.get("bag")) if isinstance(derived, dict) else None,
         text=text,
     )
+
+
+def _foreign_bag_record(bag_dir: Path) -> BagRecord:
+    """A bag made elsewhere (ingested): listed with its bag-info.txt's External-Description
+    (as title), Source-Organization (as source) and Bagging-Date (as date)."""
+    try:
+        bag_info = (bag_dir / "bag-info.txt").read_text("utf-8", errors="replace")
+    except OSError as exc:
+        raise StorageError(f"cannot read bag {bag_dir.name}: {exc}") from exc
+    info: dict[str, str] = {}
+    for line in bag_info.splitlines():
+        label, colon, value = line.partition(":")
+        if colon and not line[:1].isspace():
+            info.setdefault(label.strip().lower(), value.strip())
+    payload_bytes, payload_files = _parse_payload_oxum(bag_info)
+    return BagRecord(name=bag_dir.name, title=info.get("external-description"),
+                     source=info.get("source-organization"), date=info.get("bagging-date"),
+                     payload_bytes=payload_bytes, payload_files=payload_files)
 
 
 # --------------------------------------------------------------------------- low-level writes
