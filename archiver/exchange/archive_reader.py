@@ -24,6 +24,7 @@ an archive over ``max_bytes`` is a resource guard: ``ArchiveGuard`` (exit 3,
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import stat
@@ -152,8 +153,22 @@ class _Counting(io.RawIOBase):
         super().close()
 
 
+def open_tar_stream(raw: BinaryIO, gz: bool) -> tuple[tarfile.TarFile, BinaryIO]:
+    """A streaming tar reader, and the (decompressed) stream under it. gzip is read by
+    ``gzip.GzipFile``, which checks the trailer's CRC and length: drain the stream
+    (``drain``) after the last entry so a damaged or cut end is noticed."""
+    stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw  # type: ignore[assignment]
+    return tarfile.open(fileobj=stream, mode="r|"), stream
+
+
+def drain(stream: BinaryIO) -> None:
+    while stream.read(CHUNK):
+        pass
+
+
 def _tar_entries(raw: BinaryIO, gz: bool) -> Iterator[_Entry]:
-    with tarfile.open(fileobj=raw, mode="r|gz" if gz else "r|") as tar:
+    tar, stream = open_tar_stream(raw, gz)
+    with tar:
         for member in tar:
             if member.isreg():
                 yield _Entry(member.name, "file", member.size, lambda m=member: tar.extractfile(m))
@@ -163,6 +178,7 @@ def _tar_entries(raw: BinaryIO, gz: bool) -> Iterator[_Entry]:
                 yield _Entry(member.name, "link", 0, lambda: None)
             else:
                 yield _Entry(member.name, "special", 0, lambda: None)
+    drain(stream)
 
 
 def _zip_entries(raw: BinaryIO) -> Iterator[_Entry]:

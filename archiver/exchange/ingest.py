@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,8 @@ from archiver.collection.events import Event, append_event
 from archiver.collection.root import open_collection
 from archiver.durable import fsync_path, fsync_tree, make_temp_dir, release_temp_dir, renamed_held_dir
 from archiver.errors import ArchiverError, StorageError, UsageError
-from archiver.exchange.archive_reader import CHUNK, ArchiveSource, _clean_name, archive_kind
+from archiver.exchange.archive_reader import (CHUNK, ArchiveSource, _clean_name, archive_kind, drain,
+                                               open_tar_stream)
 from archiver.exchange.check import s3_archive, verify_any
 from archiver.exchange.profiles import Profile
 
@@ -236,12 +236,12 @@ class _ArchiveFiles(_Files):
                 while chunk := raw.read(CHUNK):
                     digest.update(chunk)
             else:
-                mode = "r|gz" if self.source.kind == "tar.gz" else "r|"
-                with tarfile.open(fileobj=hashing, mode=mode) as tar:  # type: ignore[call-overload]
+                tar, stream = open_tar_stream(hashing, self.source.kind == "tar.gz")  # type: ignore[arg-type]
+                with tar:
                     for member in tar:
                         self._take(dest, member.name, member.isreg(), lambda m=member: tar.extractfile(m))
-                while hashing.read(CHUNK):
-                    pass
+                drain(stream)
+                drain(hashing)  # type: ignore[arg-type]
         self.source_sha256 = "sha256:" + digest.hexdigest()
 
     def _take(self, dest: Path, name: str, regular: bool, open_entry: Callable[[], Any]) -> None:
