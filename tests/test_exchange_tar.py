@@ -242,3 +242,64 @@ def test_export_refuses_a_symlink_in_the_bag(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="not a regular file"):
         export_bag(bag, tmp_path / "out", "tar")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- derived bags for a profile
+
+def test_export_with_aptrust_profile_makes_a_derived_bag(tmp_path: Path) -> None:
+    from test_catalog import make_bag as make_capture_bag
+
+    root = tmp_path / "bags"
+    root.mkdir()
+    bag = make_capture_bag(root, "essay-20261101T100000Z", url="https://example.org/e", title="An  Essay",
+                           author=None, body="Words.", retrieved="2026-11-01T10:00:00Z")
+    before = snapshot(bag)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    refused = runner.invoke(app, ["export", bag.name, "--root", str(root), "--format", "tar", "--out", str(out),
+                                  "--profile", "aptrust"])
+    assert refused.exit_code == 2
+    assert "Access (one of Consortia, Institution, Restricted)" in refused.output
+    assert "Storage-Option" in refused.output and "Title" not in refused.output.split("needs")[1]
+    assert not out.exists() or list(out.iterdir()) == []
+    wrong_format = runner.invoke(app, ["export", bag.name, "--root", str(root), "--format", "zip", "--out",
+                                       str(out), "--profile", "aptrust", "--tag", "Access=Institution",
+                                       "--tag", "Storage-Option=Standard"])
+    assert wrong_format.exit_code == 2 and "application/tar" in wrong_format.output
+    result = runner.invoke(app, ["export", bag.name, "--root", str(root), "--format", "tar", "--out", str(out),
+                                 "--profile", "aptrust", "--tag", "Access=Institution",
+                                 "--tag", "Storage-Option=Standard", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)["results"][0]
+    assert document["derived_from"] == bag.name
+    archive = out / f"{bag.name}-aptrust.tar"
+    assert document["archive"] == str(archive)
+    assert snapshot(bag) == before  # the original is never changed
+    checked = runner.invoke(app, ["verify", str(archive), "--profile", "aptrust", "--json"])
+    assert checked.exit_code == 0, checked.output
+    with tarfile.open(archive) as tar:
+        top = f"{bag.name}-aptrust"
+        info = tar.extractfile(f"{top}/bag-info.txt").read().decode()
+        aptrust = tar.extractfile(f"{top}/aptrust-info.txt").read().decode()
+        names = tar.getnames()
+        payload = tar.extractfile(f"{top}/data/text.txt").read()
+    assert f"Derived-From-Bag: {bag.name}\n" in info and "Derived-From-Tagmanifest: tagmanifest-sha256.txt" in info
+    assert aptrust == "Title: An Essay\nAccess: Institution\nStorage-Option: Standard\n"
+    assert f"{top}/manifest-md5.txt" in names and f"{top}/manifest-sha256.txt" in names
+    assert payload == (bag / "data" / "text.txt").read_bytes()
+    # the plain original fails the profile, with the reasons
+    plain = export_bag(bag, out, "tar").archive
+    failed = runner.invoke(app, ["verify", str(plain), "--profile", "aptrust", "--json"])
+    assert failed.exit_code == 1
+    codes = {p["code"] for p in json.loads(failed.stdout)["bags"][0]["problems"]}
+    assert codes == {"profile-manifest-required", "profile-tag-file-missing", "profile-tag-missing"}
+
+
+def test_export_other_formats_dispatch_or_say_not_available(tmp_path: Path) -> None:
+    import importlib.util
+
+    for fmt in ("wacz", "ocfl"):
+        result = CliRunner().invoke(app, ["export", "--all", "--root", str(tmp_path), "--format", fmt,
+                                          "--out", str(tmp_path / "o")])
+        if importlib.util.find_spec(f"archiver.exchange.{fmt}") is None:
+            assert result.exit_code == 2 and "format not available" in result.output
