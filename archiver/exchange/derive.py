@@ -5,7 +5,7 @@ The original is never changed. The derived bag has the original's payload
 a new manifest only for an algorithm the profile requires and the original
 lacks, the tag files and tags the profile requires (values from ``tags``, else
 from the capture's ``data/metadata.json``, else from the original's
-bag-info.txt), and bag-info elements saying what it was derived from::
+bag-info.txt, where External-Description stands in for a Title), and bag-info elements saying what it was derived from::
 
     Derived-From-Bag: essay-20261125T093000Z
     Derived-From-Tagmanifest: tagmanifest-sha256.txt sha256:9f2c...
@@ -31,6 +31,7 @@ from archiver.exchange.profiles import Profile, TagRule
 
 # where a capture's metadata.json can fill a required tag
 _FROM_METADATA = {"title": "title", "description": "description", "external-description": "title"}
+_FROM_BAG_INFO = {"title": "external-description"}  # a foreign bag's own description as its title
 _REGENERATED = {"payload-oxum", "bagging-date", "bag-software-agent", "derived-from-bag",
                 "derived-from-tagmanifest"}
 
@@ -59,8 +60,9 @@ def _value_for(rule: TagRule, tags: dict[str, str], metadata: dict, info: list[t
     key = _FROM_METADATA.get(rule.name.lower())
     if key and isinstance(metadata.get(key), str) and metadata[key].strip():
         return " ".join(metadata[key].split())
+    names = {rule.name.lower(), _FROM_BAG_INFO.get(rule.name.lower(), "")}
     for label, value in info:
-        if label.lower() == rule.name.lower():
+        if label.lower() in names and value.strip():
             return value
     return None
 

@@ -139,8 +139,9 @@ def _ingest_one(root: Path, bag: Any, profiles: list[Profile], on_progress: Call
         release_temp_dir(tmp)
         raise
     release_temp_dir(final)
+    where_from = location if "://" in location else str(Path(location).resolve())
     append_event(root, Event("ingestion", "success", bag=name, detail={
-        "from": location, "digests": _tag_manifests_digests(LocalBag(final)),
+        "from": where_from, "digests": _tag_manifests_digests(LocalBag(final)),
         "source_sha256": files.source_sha256, "verifier": _summary(verdict),
         "profiles": [p.name for p in profiles]}))
     _catalogue(root, final)
