@@ -83,10 +83,10 @@ def verify(
     for given in paths:
         try:
             if given.startswith("s3://") and is_archive_name(given):
-                bags = [s3_archive(given, endpoint_url)]
+                bags: list[Any] = [s3_archive(given, endpoint_url)]
             elif given.startswith("s3://"):
                 from archiver.replication import open_bag_readers
-                bags: list[Any] = list(open_bag_readers(given, endpoint_url))
+                bags = list(open_bag_readers(given, endpoint_url))
             elif not Path(given).exists():
                 could_not_read(Path(given), f"{given} does not exist")
                 continue

@@ -32,6 +32,7 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -127,7 +128,7 @@ class _Entry:
     name: str
     kind: str          # file, dir, link, special
     size: int
-    stream: Callable[[], BinaryIO | None]
+    stream: Callable[[], Any]
     packed: int = 0    # zip: the entry's compressed size (for the bomb guard)
 
 
@@ -171,7 +172,7 @@ def _tar_entries(raw: BinaryIO, gz: bool) -> Iterator[_Entry]:
     with tar:
         for member in tar:
             if member.isreg():
-                yield _Entry(member.name, "file", member.size, lambda m=member: tar.extractfile(m))
+                yield _Entry(member.name, "file", member.size, partial(tar.extractfile, member))
             elif member.isdir():
                 yield _Entry(member.name, "dir", 0, lambda: None)
             elif member.issym() or member.islnk():
@@ -192,7 +193,7 @@ def _zip_entries(raw: BinaryIO) -> Iterator[_Entry]:
             elif mode and not stat.S_ISREG(mode):
                 yield _Entry(info.filename, "special", 0, lambda: None)
             else:
-                yield _Entry(info.filename, "file", info.file_size, lambda i=info: archive.open(i),
+                yield _Entry(info.filename, "file", info.file_size, partial(archive.open, info),
                              info.compress_size)
 
 
@@ -225,9 +226,19 @@ def _hasher(algorithm: str) -> Callable[[], Any] | None:
     return lambda: hashlib.new(algorithm)
 
 
-def _kept_name(path: str) -> bool:
-    """Top-level tag files the verifier reads (bagit.txt, bag-info.txt, manifests, fetch.txt)."""
-    return "/" not in path and not path.startswith("data")
+_VERIFIER_READS = {"bagit.txt", "bag-info.txt", "package-info.txt", "fetch.txt"}
+OTHER_TAG_FILE = 1024 * 1024  # other top-level tag files (aptrust-info.txt, ...) kept up to this size
+
+
+def _kept_name(path: str, size: int = 0) -> bool:
+    """Top-level tag files kept in memory: those the verifier reads (bagit.txt,
+    bag-info.txt, fetch.txt, the manifests; up to KEPT_TAG_FILE, whose size grows
+    with the number of files) and small other ones, for profile checks."""
+    if "/" in path:
+        return False
+    if path in _VERIFIER_READS or MANIFEST_NAME.match(path) or TAG_MANIFEST_NAME.match(path):
+        return size <= KEPT_TAG_FILE
+    return size <= OTHER_TAG_FILE
 
 
 class _Pass:
@@ -254,7 +265,7 @@ class _Pass:
                 stream: BinaryIO = raw if raw.seekable() else io.BytesIO(raw.read())
             else:
                 self.counter = _Counting(raw)
-                stream = io.BufferedReader(self.counter, CHUNK)  # type: ignore[arg-type]
+                stream = io.BufferedReader(self.counter, CHUNK)
             try:
                 entries = (_zip_entries(stream) if self.source.kind == "zip"
                            else _tar_entries(stream, self.source.kind == "tar.gz"))
@@ -301,13 +312,13 @@ class _Pass:
             if rest:
                 scan.folders.add(rest)
             return
-        if not scan.algorithms and not _kept_name(rest):
+        if not scan.algorithms and not _kept_name(rest, entry.size):
             scan.algorithms = _wanted_algorithms(list(scan.kept)) or DEFAULT_ALGORITHMS
         self._hash(rest, entry)
 
     def _hash(self, path: str, entry: _Entry) -> None:
         scan = self.scan
-        keep = _kept_name(path) and entry.size <= KEPT_TAG_FILE
+        keep = _kept_name(path, entry.size)
         # a kept file is hashed at the end, with whatever algorithm the manifests name
         hashers = [] if keep else [(a, hashlib.new(a)) for a in scan.algorithms or DEFAULT_ALGORITHMS]
         kept = bytearray() if keep else None

@@ -14,7 +14,8 @@ from typing import Any, Callable
 from archiver.bagit.reader import BagReader, LocalBag
 from archiver.bagit.verify import BagReport, verify_bag
 from archiver.errors import StorageError, UsageError
-from archiver.exchange.archive_reader import ArchiveSource, ScannedBag, archive_kind, scan_archive, verify_scan
+from archiver.exchange.archive_reader import (ArchiveSource, Scan, ScannedBag, archive_kind, scan_archive,
+                                               verify_scan)
 from archiver.exchange.profiles import ArchiveFacts, Profile, check_profile
 
 
@@ -50,17 +51,23 @@ def verify_any(bag: Path | BagReader | ArchiveSource, mode: str = "full", proces
                profiles: list[Profile] | None = None) -> BagReport:
     """Verify a bag (folder, reader or archive); each profile's problems join the
     report (a profile problem makes the bag invalid). StorageError if unreadable."""
-    archive: ArchiveFacts | None = None
     if isinstance(bag, Path) and is_archive(bag):
         bag = ArchiveSource.local(bag)
     if isinstance(bag, ArchiveSource):
-        scan = scan_archive(bag, on_progress)
-        report = verify_scan(bag, scan, mode)
-        reader: BagReader = ScannedBag(bag.location, scan)
-        archive = ArchiveFacts(bag.kind, bag.name, scan.top)
-    else:
-        reader = LocalBag(bag) if isinstance(bag, Path) else bag
-        report = verify_bag(reader, mode, processes, on_progress)
+        return verify_scanned(bag, scan_archive(bag, on_progress), mode, profiles)
+    reader = LocalBag(bag) if isinstance(bag, Path) else bag
+    return _with_profiles(verify_bag(reader, mode, processes, on_progress), reader, None, profiles)
+
+
+def verify_scanned(source: ArchiveSource, scan: Scan, mode: str = "full",
+                   profiles: list[Profile] | None = None) -> BagReport:
+    """``verify_any`` for an archive already scanned (ingest reuses the scan)."""
+    return _with_profiles(verify_scan(source, scan, mode), ScannedBag(source.location, scan),
+                          ArchiveFacts(source.kind, source.name, scan.top), profiles)
+
+
+def _with_profiles(report: BagReport, reader: BagReader, archive: ArchiveFacts | None,
+                   profiles: list[Profile] | None) -> BagReport:
     for profile in profiles or []:
         problems, warnings = check_profile(profile, reader, archive)
         report.problems.extend(problems)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ import os
 import shutil
 import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -32,9 +33,9 @@ from archiver.collection.events import Event, append_event
 from archiver.collection.root import open_collection
 from archiver.durable import fsync_path, fsync_tree, make_temp_dir, release_temp_dir, renamed_held_dir
 from archiver.errors import ArchiverError, StorageError, UsageError
-from archiver.exchange.archive_reader import (CHUNK, ArchiveSource, _clean_name, archive_kind, drain,
-                                               open_tar_stream)
-from archiver.exchange.check import s3_archive, verify_any
+from archiver.exchange.archive_reader import (CHUNK, ArchiveSource, Scan, ScannedBag, _clean_name, archive_kind,
+                                               drain, open_tar_stream, scan_archive)
+from archiver.exchange.check import s3_archive, verify_any, verify_scanned
 from archiver.exchange.profiles import Profile
 
 
@@ -107,16 +108,21 @@ def ingest(root: Path, sources: list[str], profiles: list[Profile] | None = None
 def _ingest_one(root: Path, bag: Any, profiles: list[Profile], on_progress: Callable[..., None] | None
                 ) -> IngestResult:
     location = str(getattr(bag, "location", bag))
-    verdict = verify_any(bag, "full", None, on_progress, profiles)
+    if isinstance(bag, ArchiveSource):
+        scan = scan_archive(bag, on_progress)  # one pass serves the verdict, the name and the tags
+        verdict = verify_scanned(bag, scan, "full", profiles)
+        files: _Files = _ArchiveFiles(bag, scan)
+    else:
+        verdict = verify_any(bag, "full", None, on_progress, profiles)
+        files = _Files.of(bag)
     if not verdict.valid:
         return IngestResult(location, None, "refused", [p.to_dict() for p in verdict.problems])
-    files = _Files.of(bag)
     name = files.name
     if not name or name.startswith(".") or "/" in name:
         return IngestResult(location, name, "refused", error=f"unusable bag name {name!r}")
     final = root / name
     if final.exists():
-        if _tag_manifests(LocalBag(final)) == _tag_manifests(files.reader_for_tags(verdict)):
+        if _tag_manifests(LocalBag(final)) == _tag_manifests(files.tags_reader()):
             return IngestResult(location, name, "present")
         return IngestResult(location, name, "refused", [{
             "code": "name-taken", "path": name,
@@ -125,7 +131,7 @@ def _ingest_one(root: Path, bag: Any, profiles: list[Profile], on_progress: Call
     try:
         files.copy_into(tmp)
         copy = verify_bag(tmp, "full")
-        if not copy.valid or _tag_manifests(LocalBag(tmp)) != _tag_manifests(files.reader_for_tags(verdict)):
+        if not copy.valid or _tag_manifests(LocalBag(tmp)) != _tag_manifests(files.tags_reader()):
             raise StorageError(f"the copy of {location} does not verify: "
                                + "; ".join(f"{p.code} {p.path}" for p in copy.problems[:5]))
         fsync_tree(tmp)
@@ -184,13 +190,11 @@ class _Files:
 
     @classmethod
     def of(cls, bag: Any) -> "_Files":
-        if isinstance(bag, ArchiveSource):
-            return _ArchiveFiles(bag)
         if isinstance(bag, Path):
             return cls(bag.name, LocalBag(bag))
         return cls(bag.location.rstrip("/").rsplit("/", 1)[-1], bag)
 
-    def reader_for_tags(self, verdict: BagReport) -> BagReader:
+    def tags_reader(self) -> BagReader:
         return self.bag
 
     def copy_into(self, dest: Path) -> None:
@@ -208,21 +212,13 @@ def _write(dest: Path, path: str, stream: BinaryIO) -> None:
 
 
 class _ArchiveFiles(_Files):
-    def __init__(self, source: ArchiveSource) -> None:
-        super().__init__("", source)
+    def __init__(self, source: ArchiveSource, scan: Scan) -> None:
+        super().__init__(scan.top or "", source)
         self.source = source
-        self.top: str | None = None
-        self.tags: LocalBag | None = None
-        self.name = self._top()
+        self.scan = scan
 
-    def _top(self) -> str:
-        from archiver.exchange.archive_reader import scan_archive
-        scan = scan_archive(self.source)
-        return scan.top or ""
-
-    def reader_for_tags(self, verdict: BagReport) -> BagReader:
-        from archiver.exchange.archive_reader import ScannedBag, scan_archive
-        return ScannedBag(self.source.location, scan_archive(self.source))
+    def tags_reader(self) -> BagReader:
+        return ScannedBag(self.source.location, self.scan)
 
     def copy_into(self, dest: Path) -> None:
         """Only regular files under the top folder (verification refused anything else)."""
@@ -232,7 +228,7 @@ class _ArchiveFiles(_Files):
             if self.source.kind == "zip":
                 with zipfile.ZipFile(raw) as archive:
                     for info in archive.infolist():
-                        self._take(dest, info.filename, not info.is_dir(), lambda i=info: archive.open(i))
+                        self._take(dest, info.filename, not info.is_dir(), partial(archive.open, info))
                 raw.seek(0)
                 while chunk := raw.read(CHUNK):
                     digest.update(chunk)
@@ -240,7 +236,7 @@ class _ArchiveFiles(_Files):
                 tar, stream = open_tar_stream(hashing, self.source.kind == "tar.gz")  # type: ignore[arg-type]
                 with tar:
                     for member in tar:
-                        self._take(dest, member.name, member.isreg(), lambda m=member: tar.extractfile(m))
+                        self._take(dest, member.name, member.isreg(), partial(tar.extractfile, member))
                 drain(stream)
                 drain(hashing)  # type: ignore[arg-type]
         self.source_sha256 = "sha256:" + digest.hexdigest()

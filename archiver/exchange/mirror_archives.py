@@ -81,10 +81,17 @@ class _Copy:
             return _S3Copy(target, name)
         return _DirCopy(target, name)
 
-    def sha256(self) -> str | None: ...
-    def put(self, archive: Path, sha256: str, size: int) -> None: ...
-    def source(self) -> ArchiveSource: ...
-    def remove(self) -> None: ...
+    def sha256(self) -> str | None:
+        raise NotImplementedError
+
+    def put(self, archive: Path, sha256: str, size: int) -> None:
+        raise NotImplementedError
+
+    def source(self) -> ArchiveSource:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        raise NotImplementedError
 
 
 class _DirCopy(_Copy):

@@ -118,7 +118,7 @@ def _tar_info(member: _Member) -> tarfile.TarInfo:
 
 
 def _write_tar(members: list[_Member], raw: BinaryIO, gz: bool) -> None:
-    target: BinaryIO = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if gz else raw
+    target: Any = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if gz else raw
     try:
         with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for member in members:
