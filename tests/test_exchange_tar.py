@@ -175,11 +175,12 @@ def test_hostile_tar_entries_are_problems_naming_the_entry(tmp_path: Path, case:
     extra, code = HOSTILE[case]
     archive = tmp_path / "essay-1.tar"
     archive.write_bytes(_tar_bytes(_good_entries(tmp_path) + [extra]))
-    before = {p for p in Path("/tmp").iterdir()}
+    before = sorted(tmp_path.rglob("*"))
     report = verify_archive(archive)
     assert not report.valid
     assert (code, extra[0].name) in {(p.code, p.path) for p in report.problems}
-    assert {p for p in Path("/tmp").iterdir()} - before == set()  # nothing written anywhere
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written (verify never extracts)
+    assert not Path("/tmp/evil.txt").exists() and not (tmp_path.parent.parent / "evil.txt").exists()
     result = CliRunner().invoke(app, ["verify", str(archive)])
     assert result.exit_code == 1 and code in result.output
 
@@ -232,6 +233,21 @@ def test_decompression_bomb_is_a_resource_guard_not_a_verdict(tmp_path: Path) ->
         verify_archive(bomb, bomb_floor=1024 * 1024, max_ratio=100)
     result = CliRunner().invoke(app, ["verify", str(bomb)])
     assert result.exit_code == 1  # default guards let 8 MiB of zeros through: a real verdict (unlisted file)
+
+
+def test_cli_reports_a_tripped_guard_as_could_not_verify(tmp_path: Path, monkeypatch) -> None:
+    import functools
+
+    import archiver.exchange.check as check
+    from archiver.exchange.archive_reader import scan_archive
+
+    monkeypatch.setattr(check, "scan_archive", functools.partial(scan_archive, bomb_floor=1, max_ratio=0.5))
+    archive = tmp_path / "essay-1.tar.gz"
+    archive.write_bytes(_tar_bytes(_good_entries(tmp_path), gz=True))
+    result = CliRunner().invoke(app, ["verify", str(archive), "--json"])
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert document["bags"] == [] and "archive-bomb" in document["errors"][0]["error"]
 
 
 def test_export_refuses_a_symlink_in_the_bag(tmp_path: Path) -> None:
