@@ -27,8 +27,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import queue
 import stat
 import tarfile
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -143,9 +145,13 @@ class _Counting(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self.raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
+        readinto = getattr(self.raw, "readinto", None)
+        if readinto is not None:
+            n = readinto(buffer) or 0
+        else:  # an S3 body: read() only
+            data = self.raw.read(len(buffer))
+            n = len(data)
+            buffer[:n] = data
         self.count += n
         return n
 
@@ -159,7 +165,7 @@ def open_tar_stream(raw: BinaryIO, gz: bool) -> tuple[tarfile.TarFile, BinaryIO]
     ``gzip.GzipFile``, which checks the trailer's CRC and length: drain the stream
     (``drain``) after the last entry so a damaged or cut end is noticed."""
     stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw  # type: ignore[assignment]
-    return tarfile.open(fileobj=stream, mode="r|"), stream
+    return tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK), stream
 
 
 def drain(stream: BinaryIO) -> None:
@@ -241,6 +247,51 @@ def _kept_name(path: str, size: int = 0) -> bool:
     return size <= OTHER_TAG_FILE
 
 
+FANOUT_SIZE = 4 * 1024 * 1024  # entries this big are hashed on one thread per algorithm
+
+
+class _Serial:
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
+        self.hashers = [hashlib.new(a) for a in algorithms]
+
+    def update(self, chunk: bytes) -> None:
+        for hasher in self.hashers:
+            hasher.update(chunk)
+
+    def finish(self) -> list[bytes]:
+        return [h.digest() for h in self.hashers]
+
+
+class _Fanout(_Serial):
+    """One thread per algorithm (hashlib releases the GIL on large updates), so the
+    digests and the reading (gunzip) of the next chunk run side by side. Each
+    queue holds at most 4 chunks: memory stays bounded."""
+
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
+        super().__init__(algorithms)
+        self.queues: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=4) for _ in self.hashers]
+        self.threads = [threading.Thread(target=self._run, args=(h, q), daemon=True)
+                        for h, q in zip(self.hashers, self.queues)]
+        for thread in self.threads:
+            thread.start()
+
+    @staticmethod
+    def _run(hasher: Any, chunks: "queue.Queue[bytes | None]") -> None:
+        while (chunk := chunks.get()) is not None:
+            hasher.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        for chunks in self.queues:
+            chunks.put(chunk)
+
+    def finish(self) -> list[bytes]:
+        for chunks in self.queues:
+            chunks.put(None)
+        for thread in self.threads:
+            thread.join()
+        return super().finish()
+
+
 class _Pass:
     def __init__(self, source: ArchiveSource, algorithms: tuple[str, ...], max_ratio: float,
                  bomb_floor: int, max_bytes: int | None, on_progress: Callable[..., None] | None) -> None:
@@ -320,26 +371,26 @@ class _Pass:
         scan = self.scan
         keep = _kept_name(path, entry.size)
         # a kept file is hashed at the end, with whatever algorithm the manifests name
-        hashers = [] if keep else [(a, hashlib.new(a)) for a in scan.algorithms or DEFAULT_ALGORITHMS]
+        algorithms = () if keep else tuple(scan.algorithms or DEFAULT_ALGORITHMS)
+        hashers = _Fanout(algorithms) if entry.size >= FANOUT_SIZE else _Serial(algorithms)
         kept = bytearray() if keep else None
         size = 0
         self.packed += entry.packed
         stream = entry.stream()
-        if stream is not None:
-            with stream:
-                while True:
-                    chunk = stream.read(CHUNK)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    self._guard(entry.name, len(chunk))
-                    for _, hasher in hashers:
-                        hasher.update(chunk)
-                    if kept is not None:
-                        kept += chunk
+        try:
+            if stream is not None:
+                with stream:
+                    while chunk := stream.read(CHUNK):
+                        size += len(chunk)
+                        self._guard(entry.name, len(chunk))
+                        hashers.update(chunk)
+                        if kept is not None:
+                            kept += chunk
+        finally:
+            digests = hashers.finish()
         scan.files[path] = size
-        for algorithm, hasher in hashers:
-            scan.digests.setdefault(algorithm, {})[path] = hasher.digest()
+        for algorithm, digest in zip(algorithms, digests):
+            scan.digests.setdefault(algorithm, {})[path] = digest
         if kept is not None:
             scan.kept[path] = bytes(kept)
 
