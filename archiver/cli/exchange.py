@@ -108,7 +108,10 @@ def _export_other(fmt: str, root: Path, bags: list[str], all_bags: bool, urls: l
         raise fail("give BAG..., --url URL or --all", EXIT_USAGE)
     with errors_to_exit(json_output):
         with progress_bar(f"exporting {fmt}", enabled=not json_output) as on_progress:
-            report = run(root, None if all_bags else bags, urls, out_dir, on_progress)
+            if all_bags:  # every bag of the collection, as absolute paths (root / path == path)
+                from archiver.collection.root import list_bag_dirs
+                bags = [str(p.resolve()) for p in list_bag_dirs(root)] if root.is_dir() else []
+            report = run(root, bags, urls, out_dir, on_progress)
     document = report.to_dict()
     if json_output:
         emit_json(document)
