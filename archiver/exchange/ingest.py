@@ -203,7 +203,11 @@ class _Files:
 
 
 def _write(dest: Path, path: str, stream: BinaryIO) -> None:
-    parts = split_safe_relpath(path)
+    try:
+        parts = split_safe_relpath(path)
+    except ValueError as exc:
+        stream.close()
+        raise StorageError(f"refusing to copy {path!r}: {exc}") from exc
     target = dest.joinpath(*parts)
     target.parent.mkdir(parents=True, exist_ok=True)
     with stream, open(target, "xb") as out:
