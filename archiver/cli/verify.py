@@ -59,17 +59,27 @@ def verify(
                                             help="Hashing processes (default: one per core)."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
                                                help="S3 endpoint for s3:// paths (SeaweedFS, Ceph RGW, MinIO)."),
+    profile: Optional[list[str]] = typer.Option(None, "--profile", metavar="NAME|FILE",
+                                                help="Also check a BagIt profile: aptrust, btr, rfc8493, or a "
+                                                     "profile JSON file (BagIt-Profiles 1.1-1.4 or DART). "
+                                                     "Repeatable."),
     json_output: bool = JsonOption,
 ) -> None:
     """Verify bags strictly by RFC 8493 (BagIt 0.93 - 1.0); report every problem, by file.
+    A .tar, .tar.gz or .zip bag (local or s3://) is verified in place, without extracting it.
 
     Example: ``archiver verify bags/`` or ``archiver verify --fast bags/essay-20261125T093000Z``.
     Exit 0 all valid (warnings allowed), 1 any invalid, 3 a path could not be read.
     """
-    from archiver.bagit.verify import find_bags, verify_bag
+    from archiver.bagit.verify import find_bags
+    from archiver.exchange.archive_reader import archive_kind as is_archive_name
+    from archiver.exchange.check import find_bags_and_archives, s3_archive, verify_any
+    from archiver.exchange.profiles import load_profile
 
     if fast and completeness_only:
         raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
+    with errors_to_exit(json_output):
+        profiles = [load_profile(p) for p in profile or []]
     mode = "fast" if fast else "completeness" if completeness_only else "full"
     reports: list[Any] = []
     errors: list[dict[str, str]] = []
@@ -80,14 +90,16 @@ def verify(
 
     for given in paths:
         try:
-            if given.startswith("s3://"):
+            if given.startswith("s3://") and is_archive_name(given):
+                bags: list[Any] = [s3_archive(given, endpoint_url)]
+            elif given.startswith("s3://"):
                 from archiver.replication import open_bag_readers
-                bags: list[Any] = list(open_bag_readers(given, endpoint_url))
+                bags = list(open_bag_readers(given, endpoint_url))
             elif not Path(given).exists():
                 could_not_read(Path(given), f"{given} does not exist")
                 continue
             else:
-                bags = find_bags(Path(given), skip=_collection_folder)
+                bags = find_bags_and_archives(Path(given), lambda p: find_bags(p, skip=_collection_folder))
         except ArchiverError as exc:
             could_not_read(Path(given), str(exc))
             continue
@@ -98,7 +110,7 @@ def verify(
             label = getattr(bag, "name", None) or str(getattr(bag, "location", bag)).rsplit("/", 1)[-1]
             try:
                 with progress_bar(f"verifying {label}", enabled=not json_output) as on_progress:
-                    report = verify_bag(bag, mode, processes, on_progress)
+                    report = verify_any(bag, mode, processes, on_progress, profiles)
             except ArchiverError as exc:
                 could_not_read(bag, str(exc))
                 continue

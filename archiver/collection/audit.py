@@ -110,6 +110,7 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
     on_disk = {p.name for p in list_bag_dirs(root)}
     # A bag folder that lost its bagit.txt is still on disk (and will fail), not missing.
     on_disk |= {e.bag for e in log.events if e.bag and "/" not in e.bag and (root / e.bag).is_dir()}
+    on_disk |= _serialised_bags(root)
     plan = plan_audit(sorted(on_disk), log.events, now or utc_now(), max_age, limit)
     report = AuditReport(str(root))
     report.skipped = [{"bag": bag, "reason": reason, "last_checked": plan.last_ok.get(bag)}
@@ -128,7 +129,7 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
             append_event(root, Event("fixity", "failure", bag=bag, detail={"reason": reason}))
             continue
         try:
-            bag_report = verify_bag(root / bag, "full", processes)
+            bag_report = _verify(root / bag, processes)
         except StorageError as exc:
             # CannotVerify: archiver refused to judge the bag (a resource guard), so the
             # log says "unverifiable", never "failure"; the audit still reports it.
@@ -147,6 +148,19 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
     if on_progress:
         on_progress(len(plan.due), len(plan.due), "")
     return report
+
+
+def _serialised_bags(root: Path) -> set[str]:
+    """.tar/.tar.gz/.zip bags in the root (``archiver export --out`` or a mirror of one)."""
+    from archiver.exchange.mirror_archives import collection_archives
+    return {p.name for p in collection_archives(root)}
+
+
+def _verify(path: Path, processes: int | None) -> BagReport:
+    if path.is_file():  # a serialised bag, verified in place
+        from archiver.exchange.archive_reader import verify_archive
+        return verify_archive(path)
+    return verify_bag(path, "full", processes)
 
 
 def _problem_files(report: BagReport) -> list[str]:

@@ -17,10 +17,10 @@ import tempfile
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from archiver.collection.events import Event, events_path
-from archiver.collection.record import CaptureRecord, DamagedCapture
+from archiver.collection.record import CaptureRecord, DamagedCapture, ForeignBag
 from archiver.collection.root import META_DIR, is_bag_dir, list_bag_dirs
 from archiver.durable import TMP_PREFIX, fsync_dir, fsync_file
 from archiver.errors import StorageError
@@ -116,6 +116,8 @@ def read_bag_record(bag_dir: Path) -> BagRecord:
     bag_dir = Path(bag_dir)
     try:
         record = CaptureRecord.read(bag_dir)
+    except ForeignBag as foreign:
+        return _foreign_bag_record(bag_dir.name, foreign.bag_info)
     except DamagedCapture as exc:
         return BagRecord(name=bag_dir.name, damaged=str(exc))
     metadata = record.metadata
@@ -137,6 +139,16 @@ def read_bag_record(bag_dir: Path) -> BagRecord:
         derived_from=_text_or_none(derived.get("bag")) if isinstance(derived, dict) else None,
         text=record.text.decode("utf-8", errors="replace"),
     )
+
+
+def _foreign_bag_record(name: str, info: Mapping[str, str]) -> BagRecord:
+    """A bag made elsewhere (ingested): listed with its bag-info.txt's External-Description
+    (as title), Source-Organization (as source) and Bagging-Date (as date); nothing indexed."""
+    octets, _, files = info.get("Payload-Oxum", "").partition(".")
+    oxum = (int(octets), int(files)) if octets.isdigit() and files.isdigit() else None
+    return BagRecord(name=name, title=info.get("External-Description"),
+                     source=info.get("Source-Organization"), date=info.get("Bagging-Date"),
+                     payload_bytes=oxum[0] if oxum else None, payload_files=oxum[1] if oxum else None)
 
 
 # --------------------------------------------------------------------------- low-level writes

@@ -6,10 +6,11 @@ One JSON object a line, PREMIS-like::
      "agent": "archiver/0.1.0", "bag": "essay-20261125T093000Z",
      "target": null, "outcome": "success", "detail": {...}}
 
-Types: capture, validation, fixity, replication, repair, deletion; and from
-``sync``: seen (a text listed by its site; ``detail.lastmod`` as listed),
-gone (no longer listed, and answering 404/410), unlisted (no longer listed
-but still served).
+Types: capture, validation, fixity, replication, repair, deletion; ingestion
+(a bag taken in from elsewhere: where from, digests, the verifier's result);
+and from ``sync``: seen (a text listed by its site; ``detail.lastmod`` as
+listed), gone (no longer listed, and answering 404/410), unlisted (no longer
+listed but still served).
 Outcomes: success, failure, unverifiable (and, for captures, unchanged).
 
 Each append is a single ``write`` of one whole line on a file opened with
@@ -31,7 +32,8 @@ from archiver import AGENT
 from archiver.clock import iso, utc_now
 from archiver.errors import StorageError
 
-EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion", "seen", "gone", "unlisted")
+EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion", "ingestion",
+               "seen", "gone", "unlisted")
 OUTCOMES = ("success", "failure", "unverifiable", "unchanged")
 
 

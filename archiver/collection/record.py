@@ -63,6 +63,15 @@ class DamagedCapture(ArchiverError):
     exit_code = 1
 
 
+class ForeignBag(DamagedCapture):
+    """A sound bag made elsewhere (ingested): no ``data/metadata.json`` of archiver's,
+    but a bag-info.txt. Not a capture; listed by its bag-info."""
+
+    def __init__(self, message: str, bag_info: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.bag_info = bag_info
+
+
 @dataclass(frozen=True)
 class CaptureRecord:
     """One archiver bag's content. ``name`` is its folder's name once read or written."""
@@ -145,13 +154,19 @@ class CaptureRecord:
         try:
             if os.path.islink(bag_dir):
                 raise DamagedCapture(f"{name}: the bag folder is a symbolic link (never followed)")
-            links = [entry.path for entry in reader.list_files(sizes=False) if entry.is_symlink]
+            entries = reader.list_files(sizes=False)
+            links = [entry.path for entry in entries if entry.is_symlink]
+            present = {entry.path for entry in entries}
         except StorageError as exc:
             raise DamagedCapture(f"{name}: {exc}") from exc
         if links:
             more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
             raise DamagedCapture(f"{name}: {links[0]} is a symbolic link{more}; archiver never follows "
                                  "a link out of a bag, so the bag is not read")
+        if not present & {METADATA, TEXT, WARC}:
+            # None of a capture's files: a bag made elsewhere, not a damaged capture.
+            raise ForeignBag(f"{name}: not an archiver capture (no {METADATA}); a bag made elsewhere",
+                             _parse_bag_info(_read(reader, name, BAG_INFO)))
         try:
             metadata = json.loads(_read(reader, name, METADATA))
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting

@@ -272,6 +272,11 @@ def mirror_collection(root: Path, target: MirrorTarget, verify: bool = True,
                 append_events(root, pending)
                 pending = []
             progress(done, len(bag_dirs), result.bag)
+    from archiver.exchange.mirror_archives import mirror_archives  # serialised bags: copied as files
+    for result in mirror_archives(root, target, verify):
+        report.bags.append(result)
+        if result.status != "present":
+            pending.append(_replication_event(result, target.location))
     if pending:
         append_events(root, pending)
     report.bags.sort(key=lambda b: b.bag)
