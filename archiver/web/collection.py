@@ -241,9 +241,10 @@ class CollectionReader:
         clauses: list[str] = []
         params: list[Any] = []
         if site:
-            clauses.append("(url LIKE ? OR url LIKE ?)")
+            clauses.append("(url LIKE ? OR url LIKE ? OR url LIKE ? OR url LIKE ?)")
             host = site.strip().lower().removeprefix("https://").removeprefix("http://").strip("/")
-            params += [f"http://{host}/%", f"https://{host}/%"]
+            host = host.replace("%", "").replace("_", "")  # LIKE wildcards: a host has neither
+            params += [f"{scheme}://{host}{end}%" for scheme in ("http", "https") for end in ("/", ":")]
         if author:
             clauses.append("author LIKE ?")
             params.append(f"%{author.strip()}%")

@@ -53,13 +53,15 @@ class SiteReport:
     out: Path
     pages: int = 0
     written: int = 0
+    written_files: list[str] = field(default_factory=list)
     unchanged: int = 0
     removed: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "pages": self.pages, "written": self.written,
-                "unchanged": self.unchanged, "removed": self.removed, "problems": self.problems}
+                "unchanged": self.unchanged, "removed": self.removed, "problems": self.problems,
+                "written_files": self.written_files}
 
 
 class SiteWriter:
@@ -96,7 +98,7 @@ class SiteWriter:
             self.keys[rel] = key
         self.report.pages += rel.endswith(".html")
         path = self.out / rel
-        if self.old_files.get(rel) == digest and path.is_file():
+        if self.old_files.get(rel) == digest and path.is_file() or self._same_file(path, digest):
             self.report.unchanged += 1
             return
         try:
@@ -109,6 +111,14 @@ class SiteWriter:
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
         self.report.written += 1
+        self.report.written_files.append(rel)
+
+    @staticmethod
+    def _same_file(path: Path, digest: str) -> bool:
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        except OSError:
+            return False
 
     def finish(self) -> None:
         for rel in sorted(set(self.old_files) - set(self.files)):
@@ -166,7 +176,7 @@ def build_site(root: Path, out: Path, audit_window: timedelta = timedelta(days=9
             if on_progress and done % 100 == 0:
                 on_progress(done, total, "pages")
         writer.write("static/search-index.js",
-                     "window.ARCHIVER_INDEX = " + json.dumps(index, ensure_ascii=True) + ";\n")
+                     "window.ARCHIVER_INDEX = " + json.dumps(index, ensure_ascii=True).replace("<", "\\u003c") + ";\n")
         writer.finish()
     finally:
         reader.close()

@@ -108,7 +108,7 @@ def timeline(reader: CollectionReader, url: str) -> dict[str, Any]:
 def reading_text(text: str) -> dict[str, Any]:
     """Canonical text split for reading: its header fields and its paragraphs."""
     head, _, body = text.partition("\n\n")
-    fields = [m.groups() for m in map(HEADER_LINE.match, head.split("\n"))]
+    fields = [m.groups() if m else None for m in map(HEADER_LINE.match, head.split("\n"))]
     if head and all(fields):
         return {"header": [{"label": f[0], "value": f[1]} for f in fields if f],
                 "paragraphs": [p for p in body.split("\n\n") if p.strip()]}
