@@ -21,8 +21,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import LoopbackServer
-from webcollection import HOSTILE_AUTHOR, HOSTILE_TITLE, WebCollection, make_collection
+from webcollection import HOSTILE_AUTHOR, HOSTILE_TITLE, SECRET, collection  # noqa: F401 (fixture)
 
 from archiver.cli import app
 from archiver.web.app import create_app
@@ -30,18 +29,6 @@ from archiver.web.diff import diff_texts
 from archiver.web.static_site import build_site
 
 runner = CliRunner()
-SECRET = "TOP-SECRET-OUTSIDE-THE-COLLECTION"
-
-
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory) -> WebCollection:
-    server, sentinel = LoopbackServer(), LoopbackServer()
-    base = tmp_path_factory.mktemp("web")
-    (base / "secret.txt").write_text(SECRET)
-    made = make_collection(base, server, sentinel)
-    yield made
-    server.close()
-    sentinel.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from conftest import LoopbackServer
@@ -17,6 +18,7 @@ from conftest import LoopbackServer
 from archiver.cli import app
 
 runner = CliRunner()
+SECRET = "TOP-SECRET-OUTSIDE-THE-COLLECTION"
 
 ESSAY_V1 = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>On Keeping Things</title>
 <meta name="author" content="Ada Tester"></head><body><article><h1>On Keeping Things</h1>
@@ -56,6 +58,7 @@ class WebCollection:
     french: str
     hostile: str
     sentinel: LoopbackServer
+    origin: LoopbackServer | None = None
 
 
 def invoke(*args: str) -> dict:
@@ -89,3 +92,16 @@ def make_collection(base: Path, server: LoopbackServer, sentinel: LoopbackServer
     invoke("audit", "--root", str(root), "--max-age", "0s")
     invoke("mirror", str(root), str(mirror))
     return WebCollection(root, mirror, essay, french, hostile, names[0], names[1], names[2], names[3], sentinel)
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """The collection, with a secret file beside its root (nothing may reach it)."""
+    server, sentinel = LoopbackServer(), LoopbackServer()
+    base = tmp_path_factory.mktemp("web")
+    (base / "secret.txt").write_text(SECRET)
+    made = make_collection(base, server, sentinel)
+    made.origin = server
+    yield made
+    server.close()
+    sentinel.close()
