@@ -141,6 +141,30 @@ class CollectionReader:
         self.catalog = catalog_path(self.root)
         self.events = EventIndex(events_path(self.root))
         self._local = threading.local()
+        self._cache: dict[Any, Any] = {}
+        self._cache_state: Any = None
+        self._cache_lock = threading.Lock()
+
+    def cached(self, key: Any, compute: Any) -> Any:
+        """``compute()``, remembered until the catalogue file or the event log
+        changes (or the minute turns: the audit window moves with time)."""
+        self.events.refresh()
+        try:
+            st = os.stat(self.catalog)
+            state = (st.st_ino, st.st_mtime_ns, st.st_size, self.events.offset, self.events.inode,
+                     iso(utc_now())[:16])
+        except OSError:
+            return compute()
+        with self._cache_lock:
+            if state != self._cache_state:
+                self._cache, self._cache_state = {}, state
+            if key in self._cache:
+                return self._cache[key]
+        value = compute()
+        with self._cache_lock:
+            if state == self._cache_state:
+                self._cache[key] = value
+        return value
 
     # ----------------------------------------------------------------- catalogue
 
@@ -178,6 +202,9 @@ class CollectionReader:
             raise StorageError(f"cannot read the catalogue {self.catalog}: {exc}") from exc
 
     def counts(self) -> dict[str, int]:
+        return self.cached("counts", self._counts)
+
+    def _counts(self) -> dict[str, int]:
         row = self.query("SELECT count(*) AS bags, count(DISTINCT url) AS sources, "
                          "sum(derived_from IS NULL) AS captures FROM bags")[0]
         unchanged = self.query("SELECT count(*) FROM capture_events WHERE outcome = 'unchanged'")[0][0]
@@ -229,11 +256,16 @@ class CollectionReader:
             clause, extra = self.status_filter(status)
             where = f"{where} AND {clause}" if where else f"WHERE {clause}"
             params += extra
+        total = self.cached(("browse-total", where, tuple(params)), lambda: self.query(
+            f"SELECT count(DISTINCT url) FROM bags {where}", params)[0][0])
+        # The page's URLs first (from the (url, retrieved) index alone when
+        # unfiltered), then their rows: a deep page does not read every row before it.
+        urls = [r[0] for r in self.query(f"SELECT DISTINCT url FROM bags {where} ORDER BY url LIMIT ? OFFSET ?",
+                                         [*params, limit, offset])]
         cols = ", ".join(BAG_COLUMNS)
-        total = self.query(f"SELECT count(DISTINCT url) FROM bags {where}", params)[0][0]
         rows = self.query(
-            f"SELECT {cols}, max(retrieved) AS latest, count(*) AS bag_count FROM bags {where} "
-            "GROUP BY url ORDER BY url LIMIT ? OFFSET ?", [*params, limit, offset])
+            f"SELECT {cols}, max(retrieved) AS latest, count(*) AS bag_count FROM bags "
+            f"WHERE url IN (SELECT value FROM json_each(?)) GROUP BY url ORDER BY url", [json.dumps(urls)])
         return total, [{"latest": self.record(r), "bags": r["bag_count"]} for r in rows]
 
     @staticmethod
@@ -305,8 +337,11 @@ class CollectionReader:
                 states[name] = "ok" if last["time"] >= cutoff else "due"
         return states
 
-    def attention(self, limit: int, now: datetime | None = None) -> dict[str, Any]:
+    def attention(self, limit: int) -> dict[str, Any]:
         """Bags whose last fixity check failed, and bags due a check."""
+        return self.cached(("attention", limit), lambda: self._attention(limit))
+
+    def _attention(self, limit: int, now: datetime | None = None) -> dict[str, Any]:
         self.events.refresh()
         known_failed, fresh = self._fixity_sets(now)
         failed = []
