@@ -1,6 +1,7 @@
 """`archiver serve` and `archiver site` in real Chromium (Debian's `chromium`
 package, driven by Playwright through ``executable_path``; no browser is
-downloaded). Skipped when /usr/bin/chromium (or $ARCHIVER_CHROMIUM) is absent.
+downloaded). Skipped when /usr/bin/chromium (or $ARCHIVER_CHROMIUM) is absent,
+unless ARCHIVER_REQUIRE_BROWSER=1 (CI sets it): then its absence fails.
 
 The tour takes the screenshots shown in the README (docs/screenshots/)."""
 
@@ -21,9 +22,15 @@ from archiver.web.static_site import build_site
 CHROMIUM = Path(os.environ.get("ARCHIVER_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")]
-playwright_api = pytest.importorskip("playwright.sync_api")
+REQUIRED = os.environ.get("ARCHIVER_REQUIRE_BROWSER") == "1"
+if REQUIRED:
+    assert CHROMIUM.exists(), f"ARCHIVER_REQUIRE_BROWSER=1 but {CHROMIUM} is absent (apt-get install chromium)"
+    import playwright.sync_api as playwright_api
+else:
+    pytestmark_skip = pytest.mark.skipif(not CHROMIUM.exists(),
+                                         reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.browser] + ([] if REQUIRED else [pytestmark_skip])
 
 
 @pytest.fixture(scope="module")
