@@ -376,3 +376,19 @@ def test_site_refuses_to_write_into_the_collection(collection) -> None:
     result = runner.invoke(app, ["site", str(collection.root / "site"), "--root", str(collection.root)])
     assert result.exit_code == 3 and "outside the collection" in result.output
     assert not (collection.root / "site").exists()
+
+
+def test_gone_sources_show_on_home_browse_and_timeline(collection, tmp_path) -> None:
+    root = tmp_path / "bags"
+    shutil.copytree(collection.root, root)
+    gone = {"id": "gone-1", "type": "gone", "time": "2099-01-01T00:00:00Z", "agent": "archiver/sync",
+            "bag": None, "target": None, "outcome": "success",
+            "detail": {"url": collection.french_url, "reason": "HTTP 404 at re-check"}}
+    with open(root / ".archiver" / "events.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(gone) + "\n")
+    client = TestClient(create_app(root), base_url="http://127.0.0.1")
+    assert client.get("/api/home").json()["counts"]["gone"] == 1
+    assert [s["url"] for s in client.get("/api/browse?status=gone").json()["sources"]] == [collection.french_url]
+    events = client.get("/api/source", params={"url": collection.french_url}).json()["events"]
+    assert [e["kind"] for e in events] == ["capture", "gone"] and events[1]["reason"] == "HTTP 404 at re-check"
+    assert "HTTP 404 at re-check" in client.get("/source", params={"url": collection.french_url}).text

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -28,6 +29,7 @@ def serve(root: Path = RootOption,
 
     from archiver.collection.audit import parse_max_age
     from archiver.collection.catalog import open_catalog
+    from archiver.web import views
     from archiver.web.app import create_app, is_loopback
 
     with errors_to_exit():
@@ -37,12 +39,23 @@ def serve(root: Path = RootOption,
         open_catalog(root).close()  # bring the catalogue up to date once; requests only read it
         hosts = None if is_loopback(host) else ["*"]
         application = create_app(root, window, allowed_hosts=hosts)
+        # Read the event log and the home page's figures now, not on the first request.
+        threading.Thread(target=_warm_up, args=(views.home, application.state.reader), daemon=True).start()
     if not is_loopback(host):
         err.print(f"archiver: warning: listening on {host}: the collection becomes readable by anyone "
                   "who can reach this machine on the network", markup=False)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"archiver: serving {root} read-only at http://{shown}:{port}/ (Ctrl-C stops)", markup=False)
     uvicorn.run(application, host=host, port=port, log_level="warning", server_header=False)
+
+
+def _warm_up(home: Callable[..., object], reader: object) -> None:
+    from archiver.errors import ArchiverError
+
+    try:
+        home(reader)
+    except ArchiverError:
+        pass  # the first request reports it
 
 
 @app.command()

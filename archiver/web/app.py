@@ -23,15 +23,16 @@ collection through DNS rebinding).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -157,16 +158,20 @@ def create_app(root: Path, audit_window: timedelta = timedelta(days=90),
 
     def bag_file(request: Request) -> Response:
         name, path = request.path_params["name"], request.path_params["path"]
-        reader.find(name)
         try:
-            with reader.bag_dir(name).open(path) as f:
-                body = f.read()
+            stream = reader.bag_dir(name).open(path)  # no symlink, nothing outside the bag
         except FileNotFoundError as exc:
             raise BagUnavailable(f"bag {name} has no file {path!r}") from exc
         except ArchiverError as exc:
             raise BagUnavailable(str(exc)) from exc
-        filename = path.rsplit("/", 1)[-1]
-        return Response(body, media_type="application/octet-stream",
+
+        def chunks() -> Iterator[bytes]:
+            with stream:
+                while chunk := stream.read(1 << 20):
+                    yield chunk
+
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", path.rsplit("/", 1)[-1])  # never a header injection
+        return StreamingResponse(chunks(), media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"',
                                  "Content-Security-Policy": "sandbox; default-src 'none'"})
 

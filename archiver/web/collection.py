@@ -214,8 +214,8 @@ class CollectionReader:
 
     def latest(self, limit: int) -> list[BagRecord]:
         cols = ", ".join(BAG_COLUMNS)
-        return [self.record(r) for r in self.query(
-            f"SELECT {cols} FROM bags ORDER BY retrieved DESC, name DESC LIMIT ?", (limit,))]
+        return self.cached(("latest", limit), lambda: [self.record(r) for r in self.query(
+            f"SELECT {cols} FROM bags ORDER BY retrieved DESC, name DESC LIMIT ?", (limit,))])
 
     def find(self, name: str) -> BagRecord:
         """The catalogue record of bag ``name``; NotInCatalog for anything else."""
@@ -350,12 +350,19 @@ class CollectionReader:
             failed.append({"bag": bag, "time": last["time"], "outcome": last.get("outcome"),
                            "detail": last.get("detail") or {}})
         cols = ", ".join(BAG_COLUMNS)
-        skip = json.dumps(fresh + known_failed)
-        due_count = self.query("SELECT count(*) FROM bags WHERE name NOT IN (SELECT value FROM json_each(?))",
-                               (skip,))[0][0]
-        due = [self.record(r) for r in self.query(
-            f"SELECT {cols} FROM bags WHERE name NOT IN (SELECT value FROM json_each(?)) "
-            "ORDER BY retrieved, name LIMIT ?", (skip, limit))]
+        skip = set(fresh) | set(known_failed)
+        checked = self.query("SELECT count(*) FROM bags WHERE name IN (SELECT value FROM json_each(?))",
+                             (json.dumps(sorted(skip)),))[0][0]
+        due_count = self.query("SELECT count(*) FROM bags")[0][0] - checked
+        due: list[BagRecord] = []
+        try:
+            for row in self.conn().execute(f"SELECT {cols} FROM bags ORDER BY retrieved, name"):
+                if len(due) >= limit:
+                    break
+                if row["name"] not in skip:
+                    due.append(self.record(row))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the catalogue {self.catalog}: {exc}") from exc
         failed.sort(key=lambda f: f["time"], reverse=True)
         return {"audit_window_days": self.audit_window.days, "failed": failed, "due_count": due_count,
                 "due": due}

@@ -62,7 +62,7 @@ def browse(reader: CollectionReader, site: str = "", author: str = "", since: st
 def snippet_parts(snippet: str) -> list[tuple[str, bool]]:
     """A search snippet as (text, matched) pieces, for safe highlighting."""
     pieces = snippet.split(SNIPPET_OPEN) if SNIPPET_OPEN == SNIPPET_CLOSE else [snippet]
-    return [(" ".join(piece.split()) if i % 2 == 0 else piece, i % 2 == 1)
+    return [(re.sub(r"\s+", " ", piece), i % 2 == 1)
             for i, piece in enumerate(pieces) if piece]
 
 
@@ -136,12 +136,25 @@ def bag(reader: CollectionReader, name: str) -> dict[str, Any]:
     document["reading"] = reading_text(text)
     lang = document["metadata"].get("lang") if isinstance(document["metadata"].get("lang"), str) else None
     if lang is None and document["error"] is None:
-        try:
-            lang = page_lang(archived_page(reader, name)[1])
-        except ArchiverError:
-            lang = None
+        lang = archived_lang(reader, name)
     document["lang"] = lang
     return document
+
+
+_LANGS: dict[tuple[str, str], str | None] = {}
+
+
+def archived_lang(reader: CollectionReader, name: str) -> str | None:
+    """The ``lang`` of the bag's archived page, remembered (a bag never changes)."""
+    key = (str(reader.root), name)
+    if key not in _LANGS:
+        try:
+            _LANGS[key] = page_lang(archived_page(reader, name)[1])
+        except ArchiverError:
+            return None
+        if len(_LANGS) > 100_000:
+            _LANGS.clear()
+    return _LANGS[key]
 
 
 def _event_summary(event: dict[str, Any]) -> dict[str, Any]:
