@@ -141,29 +141,29 @@ class CollectionReader:
         self.catalog = catalog_path(self.root)
         self.events = EventIndex(events_path(self.root))
         self._local = threading.local()
-        self._cache: dict[Any, Any] = {}
-        self._cache_state: Any = None
+        self._cache: dict[Any, tuple[Any, Any]] = {}
         self._cache_lock = threading.Lock()
 
-    def cached(self, key: Any, compute: Any) -> Any:
+    def cached(self, key: Any, compute: Any, timed: bool = False) -> Any:
         """``compute()``, remembered until the catalogue file or the event log
-        changes (or the minute turns: the audit window moves with time)."""
+        changes; ``timed`` values (which bags are due a check: the audit window
+        moves with the clock) also when the hour turns."""
         self.events.refresh()
         try:
             st = os.stat(self.catalog)
-            state = (st.st_ino, st.st_mtime_ns, st.st_size, self.events.offset, self.events.inode,
-                     iso(utc_now())[:16])
         except OSError:
             return compute()
+        state = (st.st_ino, st.st_mtime_ns, st.st_size, self.events.offset, self.events.inode,
+                 iso(utc_now())[:13] if timed else None)
         with self._cache_lock:
-            if state != self._cache_state:
-                self._cache, self._cache_state = {}, state
-            if key in self._cache:
-                return self._cache[key]
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == state:
+                return hit[1]
         value = compute()
         with self._cache_lock:
-            if state == self._cache_state:
-                self._cache[key] = value
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            self._cache[key] = (state, value)
         return value
 
     # ----------------------------------------------------------------- catalogue
@@ -257,7 +257,7 @@ class CollectionReader:
             where = f"{where} AND {clause}" if where else f"WHERE {clause}"
             params += extra
         total = self.cached(("browse-total", where, tuple(params)), lambda: self.query(
-            f"SELECT count(DISTINCT url) FROM bags {where}", params)[0][0])
+            f"SELECT count(DISTINCT url) FROM bags {where}", params)[0][0], timed=bool(status))
         # The page's URLs first (from the (url, retrieved) index alone when
         # unfiltered), then their rows: a deep page does not read every row before it.
         urls = [r[0] for r in self.query(f"SELECT DISTINCT url FROM bags {where} ORDER BY url LIMIT ? OFFSET ?",
@@ -339,7 +339,7 @@ class CollectionReader:
 
     def attention(self, limit: int) -> dict[str, Any]:
         """Bags whose last fixity check failed, and bags due a check."""
-        return self.cached(("attention", limit), lambda: self._attention(limit))
+        return self.cached(("attention", limit), lambda: self._attention(limit), timed=True)
 
     def _attention(self, limit: int, now: datetime | None = None) -> dict[str, Any]:
         self.events.refresh()
