@@ -8,7 +8,6 @@ import hashlib
 import html.parser
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -26,7 +25,6 @@ from webcollection import HOSTILE_AUTHOR, HOSTILE_TITLE, SECRET, collection  # n
 from archiver.cli import app
 from archiver.web.app import create_app
 from archiver.web.diff import diff_texts
-from archiver.web.static_site import build_site
 
 runner = CliRunner()
 

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from urllib.request import pathname2url
 
 from archiver.bagit.reader import LocalBag
-from archiver.clock import iso, parse_iso, utc_now
+from archiver.clock import iso, utc_now
 from archiver.collection.catalog import BagRecord, NotInCatalog, catalog_path
 from archiver.collection.events import events_path
 from archiver.collection.query import HistoryEntry, SearchHit, fts_query, history_entries, search_hits
@@ -313,11 +312,6 @@ class CollectionReader:
                 fresh.append(bag)
         return failed, fresh
 
-    def sites(self) -> list[str]:
-        """Host names of the sources (for the browse filter)."""
-        rows = self.query("SELECT DISTINCT substr(url, 1, instr(substr(url, 9), '/') + 8) FROM bags LIMIT 500")
-        return sorted({urlsplit(r[0]).hostname or "" for r in rows if r[0]} - {""})
-
     # ----------------------------------------------------------------- health
 
     def health(self, names: list[str], now: datetime | None = None) -> dict[str, str]:
@@ -453,14 +447,4 @@ def parse_day(text: str) -> str:
         raise UsageError(f"{text!r} is not a date like 2026-11-30") from exc
 
 
-def days_ago(when: str | None, now: datetime | None = None) -> int | None:
-    if not when:
-        return None
-    try:
-        return ((now or utc_now()) - parse_iso(when)).days
-    except ValueError:
-        return None
-
-
-__all__ = ["BAG_NAME", "BagUnavailable", "CollectionReader", "EventIndex", "NotInCatalog", "days_ago",
-           "parse_day"]
+__all__ = ["BAG_NAME", "BagUnavailable", "CollectionReader", "EventIndex", "NotInCatalog", "parse_day"]
