@@ -120,6 +120,10 @@ def test_tour_home_search_bag_timeline_diff_captured_by_keyboard_and_mouse(live,
     assert page.locator("article.text").get_attribute("lang") == "en"
     assert "typos, errors and all" in page.locator("article.text").inner_text()
     w.shot("bag")
+    page.emulate_media(media="print")  # the print style sheet keeps only the text
+    assert not page.locator("aside.about").is_visible() and not page.locator("header.site").is_visible()
+    assert page.locator("article.text").is_visible()
+    page.emulate_media(media="screen")
 
     page.get_by_role("link", name="All captures of this source (2)").click()
     page.wait_for_url("**/source?url=*")
