@@ -194,7 +194,7 @@ def create_app(root: Path, audit_window: timedelta = timedelta(days=90),
 
     pages = [("/", home), ("/browse", browse), ("/search", search), ("/source", source),
              ("/bag/{name}", bag), ("/diff/{old}/{new}", diff), ("/bag/{name}/captured", captured)]
-    routes = [Route(path, handled(view), methods=["GET", "HEAD"]) for path, view in pages]
+    routes: list[Route | Mount] = [Route(path, handled(view), methods=["GET", "HEAD"]) for path, view in pages]
     routes += [Route("/api" + (path if path != "/" else "/home"), handled(view), methods=["GET", "HEAD"])
                for path, view in pages]
     routes += [Route("/bag/{name}/text.txt", handled(text), methods=["GET", "HEAD"]),

@@ -101,7 +101,8 @@ class EventIndex:
 
     def _add(self, event: dict) -> None:
         kind, bag, target = event.get("type"), event.get("bag"), event.get("target")
-        detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+        raw_detail = event.get("detail")
+        detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
         if kind == "capture":
             if event.get("outcome") == "unchanged":
                 self.unchanged += 1

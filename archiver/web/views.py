@@ -95,7 +95,8 @@ def timeline(reader: CollectionReader, url: str) -> dict[str, Any]:
             row["previous"] = previous
             previous = row["bag"]
     for event in gone:
-        detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+        raw_detail = event.get("detail")
+        detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
         rows.append({"kind": str(event.get("type")), "time": event["time"], "bag": None, "url": url,
                      "final_url": None, "text_sha256": None, "reason": detail.get("reason"),
                      "event_id": event.get("id"), "previous": None})
