@@ -94,7 +94,10 @@ def timeline(reader: CollectionReader, url: str) -> dict[str, Any]:
         if row["kind"] in ("capture", "rebuilt") and row["bag"]:
             row["previous"] = previous
             previous = row["bag"]
+    logged = {row["event_id"] for row in rows if row.get("event_id")}
     for event in gone:
+        if event.get("id") in logged:
+            continue  # a catalogue that knows sync's findings already lists it
         raw_detail = event.get("detail")
         detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
         rows.append({"kind": str(event.get("type")), "time": event["time"], "bag": None, "url": url,
