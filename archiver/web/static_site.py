@@ -19,7 +19,7 @@ The "as captured" view is not part of the site: archived HTML is shown only by
 
 Incremental: a bag is immutable, so its page is rendered again only when what
 the page shows from the event log (fixity checks, mirror copies) changed, or
-the site was written by another version; any page is written only when its
+the site was written by another version or other templates; any page is written only when its
 bytes differ from the file already there, by a temporary file renamed into
 place. Files of bags no longer in the collection are removed.
 """
@@ -39,7 +39,7 @@ from archiver import __version__
 from archiver.errors import ArchiverError, StorageError
 from archiver.web import views
 from archiver.web.collection import CollectionReader
-from archiver.web.render import STATIC, SiteLinks, make_environment, source_key
+from archiver.web.render import STATIC, TEMPLATES, SiteLinks, make_environment, source_key
 
 STATE_FILE = ".archiver-site.json"
 SITE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -74,7 +74,8 @@ class SiteWriter:
             state = json.loads((out / STATE_FILE).read_text("utf-8"))
         except (OSError, ValueError):
             state = {}
-        same_version = isinstance(state, dict) and state.get("version") == __version__
+        self.version = site_version()
+        same_version = isinstance(state, dict) and state.get("version") == self.version
         self.old_files: dict[str, str] = state.get("files", {}) if same_version else {}
         self.old_keys: dict[str, str] = state.get("keys", {}) if same_version else {}
         self.files: dict[str, str] = {}
@@ -126,8 +127,17 @@ class SiteWriter:
             if target.is_file() and not target.is_symlink():
                 target.unlink()
                 self.report.removed += 1
-        state = {"version": __version__, "files": self.files, "keys": self.keys}
+        state = {"version": self.version, "files": self.files, "keys": self.keys}
         self.write(STATE_FILE, json.dumps(state, sort_keys=True, indent=0))
+
+
+def site_version() -> str:
+    """archiver's version and a digest of the templates and static files: pages
+    kept from an earlier run are kept only if they were made the same way."""
+    digest = hashlib.sha256()
+    for path in sorted([*TEMPLATES.glob("*.html"), *STATIC.glob("*")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
 
 
 def build_site(root: Path, out: Path, audit_window: timedelta = timedelta(days=90),
