@@ -195,10 +195,12 @@ def build_site(root: Path, out: Path, audit_window: timedelta = timedelta(days=9
     return report
 
 
-def _bag_key(reader: CollectionReader, name: str) -> str:
-    """What a bag page shows that can change: its fixity state, checks and mirror copies."""
+def _bag_key(reader: CollectionReader, name: str, url: str | None) -> str:
+    """What a bag page shows that can change: its fixity state, checks and mirror
+    copies, and how many captures its source has."""
     events = reader.events
-    parts = [reader.health([name])[name], len(events.fixity.get(name, [])), len(events.replication.get(name, []))]
+    parts = [reader.health([name])[name], len(events.fixity.get(name, [])), len(events.replication.get(name, [])),
+             len(reader.captures_of(url)) if url else 0]
     return json.dumps(parts)
 
 
@@ -207,7 +209,7 @@ def _bag_pages(reader: CollectionReader, writer: SiteWriter, render: Callable[..
     record = reader.find(name)
     entry = [name, record.title or "", record.author or "", record.url or "", record.retrieved or ""]
     rel = f"bags/{name}.html"
-    key = _bag_key(reader, name)
+    key = _bag_key(reader, name, record.url)
     state_key = f"index:{name}"
     if writer.fresh(rel, key) and writer.fresh(f"bags/{name}.txt", key) and state_key in writer.old_keys:
         index.append(json.loads(writer.old_keys[state_key]))
