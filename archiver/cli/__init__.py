@@ -14,6 +14,7 @@ rebuild, list, show, search, history), ``sync`` (discover, sync).
 from archiver.cli import capture, catalog, replication, verify  # noqa: F401  (register the commands)
 from archiver.cli import sync  # noqa: F401  (discover, sync)
 from archiver.cli import exchange  # noqa: F401  (export, ingest)
+from archiver.cli import web  # noqa: F401  (serve, site, diff)
 from archiver.cli.common import app
 
 __all__ = ["app"]
