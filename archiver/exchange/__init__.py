@@ -1,0 +1,1 @@
+"""Exchange: collections in the forms other institutions' systems take (WACZ, OCFL, …)."""
