@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,12 @@ def snapshot(root: Path, *urls: str) -> dict:
     return document
 
 
+def next_second() -> None:
+    """Sleep into the next wall-clock second: captures then get distinct retrieval
+    times (bag names and WARC dates have whole seconds), so replay can tell them apart."""
+    time.sleep(1.02 - (time.time() % 1.0))
+
+
 def make_collection(root: Path, server: LoopbackServer, essay_captures: int = 3) -> Collection:
     """Capture the essay ``essay_captures`` times (changing it between captures),
     the gzip page and the chunked page once."""
@@ -91,6 +98,8 @@ def make_collection(root: Path, server: LoopbackServer, essay_captures: int = 3)
     server.routes["/chunked"] = send_chunked
     collection = Collection(root, server.url("/essay"), server.url("/gz"), server.url("/chunked"), server=server)
     for version in range(1, essay_captures + 1):
+        if version > 1:
+            next_second()
         server.add("/essay", essay(version))
         collection.essay_bodies.append(essay(version))
         urls = [collection.essay_url] + ([collection.gz_url, collection.chunked_url] if version == 1 else [])
@@ -101,6 +110,7 @@ def make_collection(root: Path, server: LoopbackServer, essay_captures: int = 3)
 def capture_again(collection: Collection, version: int) -> None:
     """One more capture of the essay, with new text."""
     assert collection.server is not None
+    next_second()
     collection.server.add("/essay", essay(version))
     collection.essay_bodies.append(essay(version))
     snapshot(collection.root, collection.essay_url)

@@ -12,6 +12,7 @@ rebuild, list, show, search, history).
 """
 
 from archiver.cli import capture, catalog, replication, verify  # noqa: F401  (register the commands)
+from archiver.cli import exchange  # noqa: F401  (export)
 from archiver.cli.common import app
 
 __all__ = ["app"]
