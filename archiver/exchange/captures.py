@@ -59,7 +59,10 @@ def select_captures(root: Path, bags: list[str] | None, urls: list[str] | None,
         for name in bags:
             bag_name = Path(name.rstrip("/")).name
             bag_dir = root / bag_name
-            if not bag_name or bag_name.startswith(".") or not (bag_dir / "bagit.txt").is_file():
+            if bag_dir.is_symlink():
+                problems.append(Problem("symlink-in-collection", name,
+                                        f"{bag_dir} is a symbolic link; it is never followed"))
+            elif not bag_name or bag_name.startswith(".") or not (bag_dir / "bagit.txt").is_file():
                 problems.append(Problem("bag-not-found", name, f"no bag named {bag_name!r} in {root}"))
             else:
                 chosen[bag_name] = bag_dir
@@ -68,6 +71,11 @@ def select_captures(root: Path, bags: list[str] | None, urls: list[str] | None,
     wanted = set(urls or [])
     found_urls: set[str] = set()
     for bag_dir in every:
+        if bag_dir.is_symlink():
+            if not bags:
+                problems.append(Problem("symlink-in-collection", bag_dir.name,
+                                        f"{bag_dir} is a symbolic link; it is never followed"))
+            continue
         if urls:
             try:
                 capture, final_url = read_capture(bag_dir)

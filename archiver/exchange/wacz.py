@@ -197,15 +197,19 @@ def _check_capture(capture: CaptureBag, warc_name: str) -> _Checked:
         stream = reader.open(WARC_PATH)
     except FileNotFoundError as exc:
         raise StorageError(f"{capture.bag} has no {WARC_PATH}: nothing to replay") from exc
+    failure: Exception | None = None
     with stream:
         hashing = _HashingReader(stream, ("sha256", "sha512"))
         try:
             _index_warc(io.BufferedReader(hashing, _CHUNK), warc_name, lines)
         except Exception as exc:  # warcio and cdxj-indexer raise assorted errors on a damaged WARC
-            raise StorageError(f"{capture.bag}: {WARC_PATH} cannot be indexed "
-                               f"({type(exc).__name__}: {exc})") from exc
+            failure = exc
         hashing.drain()
+    # A WARC that does not match its manifest is damaged, whatever the indexer made of it.
     _check_digest(capture.bag, WARC_PATH, expected, {n: hashing.hexdigest(n) for n in ("sha256", "sha512")})
+    if failure is not None:
+        raise StorageError(f"{capture.bag}: {WARC_PATH} cannot be indexed "
+                           f"({type(failure).__name__}: {failure})") from failure
     if not lines:
         raise StorageError(f"{capture.bag}: {WARC_PATH} holds no response or resource record")
     try:
