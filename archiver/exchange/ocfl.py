@@ -349,7 +349,7 @@ def _publish(out: Path, obj_dir: Path, build: Path, added: list[str], inventory:
     for version in added:
         os.rename(build / version, obj_dir / version)
     fsync_dir(obj_dir)
-    _replace_root_inventory(out, obj_dir, build / added[-1])
+    _replace_root_inventory(out, obj_dir, obj_dir / added[-1])
 
 
 def _replace_root_inventory(out: Path, obj_dir: Path, version_dir: Path) -> None:
