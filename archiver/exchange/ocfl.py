@@ -44,7 +44,8 @@ from urllib.parse import quote
 from archiver.bagit.reader import split_safe_relpath
 from archiver.bagit.verify import Problem
 from archiver.collection.root import remove_leftovers
-from archiver.durable import fsync_dir, fsync_file, fsync_tree, make_temp_dir, release_temp_dir
+from archiver.durable import fsync_dir, make_temp_dir, release_temp_dir
+from archiver.replication.directory import sync_folder
 from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.exchange.captures import (CaptureBag, manifest_digests, read_bag_info, require_some,
                                         select_captures)
@@ -321,27 +322,32 @@ def _json(document: Any) -> bytes:
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, sync: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def _write_inventory(folder: Path, inventory: dict[str, Any]) -> None:
+    """Inventory and sidecar, unsynced: they are written in staging, made durable
+    with the rest of it (``sync_folder``) before anything is renamed into place."""
     data = _json(inventory)
-    _write_file(folder / "inventory.json", data)
-    _write_file(folder / "inventory.json.sha512", f"{hashlib.sha512(data).hexdigest()} inventory.json\n".encode())
+    _write_file(folder / "inventory.json", data, sync=False)
+    _write_file(folder / "inventory.json.sha512", f"{hashlib.sha512(data).hexdigest()} inventory.json\n".encode(),
+                sync=False)
 
 
 def _publish(out: Path, obj_dir: Path, build: Path, added: list[str], inventory: dict[str, Any]) -> None:
-    """Move the built versions (or the built object) into place, root inventory last."""
-    fsync_tree(build)
+    """Move the built versions (or the built object) into place, root inventory last.
+    Everything built is made durable first (one syncfs of the staging folder)."""
     if not obj_dir.exists():
-        _write_file(build / OBJECT_DECLARATION, b"ocfl_object_1.1\n")
+        _write_file(build / OBJECT_DECLARATION, b"ocfl_object_1.1\n", sync=False)
         _write_inventory(build, inventory)
-        fsync_dir(build)
+    sync_folder(build)
+    if not obj_dir.exists():
         _make_parents(out, obj_dir.parent)
         os.rename(build, obj_dir)
         fsync_dir(obj_dir.parent)
