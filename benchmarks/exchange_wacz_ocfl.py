@@ -33,26 +33,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from snapshot_throughput import make_page  # noqa: E402
+from snapshot_throughput import Handler, make_page  # noqa: E402
 
 from archiver.exchange.ocfl import export_ocfl  # noqa: E402
 from archiver.exchange.wacz import export_wacz  # noqa: E402
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    pages: dict[str, bytes] = {}
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = self.pages.get(self.path, b"not found")
-        self.send_response(200 if self.path in self.pages else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 def snapshot_round(root: Path, urls: list[str], n: int, round_: int) -> None:

@@ -77,6 +77,13 @@ class Collection:
         return names
 
 
+def export(root: Path, out: Path, format_: str, *selection: str) -> tuple[int, dict]:
+    """`archiver export ... --json`: (exit code, the JSON document)."""
+    result = runner.invoke(app, ["export", *selection, "--root", str(root), "--format", format_,
+                                 "--out", str(out), "--json"])
+    return result.exit_code, json.loads(result.stdout)
+
+
 def snapshot(root: Path, *urls: str) -> dict:
     result = runner.invoke(app, ["snapshot", *urls, "--root", str(root), "--delay", "0",
                                  "--retries", "0", "--timeout", "5", "--json"])

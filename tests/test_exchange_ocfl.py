@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import LoopbackServer
+from exchange_fixture import export as run_export
 from exchange_fixture import Collection, capture_again, make_collection
 
 from archiver.cli import app
@@ -35,9 +36,7 @@ def collection(tmp_path) -> Collection:
 
 
 def export(root: Path, out: Path, *selection: str) -> tuple[int, dict]:
-    result = runner.invoke(app, ["export", *selection, "--root", str(root), "--format", "ocfl",
-                                 "--out", str(out), "--json"])
-    return result.exit_code, json.loads(result.stdout)
+    return run_export(root, out, "ocfl", *selection)
 
 
 def validate(out: Path) -> list[str]:

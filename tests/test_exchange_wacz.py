@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import LoopbackServer
+from exchange_fixture import export as run_export
 from exchange_fixture import CHUNKED_PAGE, GZ_PAGE, Collection, make_collection
 
 from archiver.cli import app
@@ -37,9 +38,7 @@ def collection(tmp_path_factory) -> Collection:
 
 
 def export(root: Path, out: Path, *selection: str) -> tuple[int, dict]:
-    result = runner.invoke(app, ["export", *selection, "--root", str(root), "--format", "wacz",
-                                 "--out", str(out), "--json"])
-    return result.exit_code, json.loads(result.stdout)
+    return run_export(root, out, "wacz", *selection)
 
 
 def wacz_validate(path: Path) -> tuple[int, str]:
