@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -121,7 +122,6 @@ class _Checked:
     warc_size: int
     warc_sha256: str
     lines: list[str]
-    text: str
 
 
 def export_wacz(root: Path, bags: list[str] | None, urls: list[str] | None, out: Path,
@@ -138,17 +138,32 @@ def export_wacz(root: Path, bags: list[str] | None, urls: list[str] | None, out:
     report = WaczReport(out=str(out), problems=list(problems))
     checked: list[_Checked] = []
     names: set[str] = set()
-    for done, capture in enumerate(captures, start=1):
-        try:
-            checked.append(_check_capture(capture, _unique_name(capture.bag, names)))
-        except ArchiverError as exc:
-            report.problems.append(Problem(getattr(exc, "code", "bag-unreadable"), capture.bag, str(exc)))
-        if on_progress:
-            on_progress(done, 2 * len(captures), f"indexing {capture.bag}")
-    require_some([c.capture for c in checked], report.problems)
     tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:12]}"
     try:
-        _write_zip(tmp, checked, report, on_progress, len(captures))
+        pages = tempfile.TemporaryFile(dir=out.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
+    with pages:
+        pages.write(_PAGES_HEADER)
+        for done, capture in enumerate(captures, start=1):
+            try:
+                checked.append(_check_capture(capture, _unique_name(capture.bag, names), pages))
+            except ArchiverError as exc:
+                report.problems.append(Problem(getattr(exc, "code", "bag-unreadable"), capture.bag, str(exc)))
+            if on_progress:
+                on_progress(done, 2 * len(captures), f"indexing {capture.bag}")
+        require_some([c.capture for c in checked], report.problems)
+        pages.seek(0)
+        _package(tmp, out, checked, pages, report, on_progress)
+    report.bytes = out.stat().st_size
+    return report
+
+
+def _package(tmp: Path, out: Path, checked: list[_Checked], pages: BinaryIO, report: WaczReport,
+             on_progress: Callable[..., None] | None) -> None:
+    """Write the ZIP under ``tmp``, fsync it, and link it to ``out`` (never replacing a file)."""
+    try:
+        _write_zip(tmp, checked, pages, report, on_progress)
         fsync_file(tmp)
         try:
             os.link(tmp, out)   # never replaces a file that appeared meanwhile
@@ -159,8 +174,6 @@ def export_wacz(root: Path, bags: list[str] | None, urls: list[str] | None, out:
         raise StorageError(f"cannot write {out}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    report.bytes = out.stat().st_size
-    return report
 
 
 def _check_out(out: Path) -> None:
@@ -186,10 +199,11 @@ class _BagDamaged(StorageError):
     code = "checksum-mismatch"
 
 
-def _check_capture(capture: CaptureBag, warc_name: str) -> _Checked:
+def _check_capture(capture: CaptureBag, warc_name: str, pages: BinaryIO) -> _Checked:
     """Index one bag's WARC and read its text, checking both against the bag's
-    manifest (sha256, else sha512). StorageError when either cannot be read,
-    is not listed, or does not match."""
+    manifest (sha256, else sha512), then add its line to the ``pages`` spool (texts
+    are not held in memory). StorageError when either cannot be read, is not
+    listed, or does not match (and no page line is written)."""
     reader = capture.reader()
     expected = {name: manifest_digests(reader, f"manifest-{name}.txt", name) for name in ("sha256", "sha512")}
     lines: list[str] = []
@@ -218,8 +232,8 @@ def _check_capture(capture: CaptureBag, warc_name: str) -> _Checked:
         raise StorageError(f"{capture.bag} has no {TEXT_PATH}") from exc
     _check_digest(capture.bag, TEXT_PATH, expected,
                   {n: hashlib.new(n, raw_text).hexdigest() for n in ("sha256", "sha512")})
-    return _Checked(capture, warc_name, hashing.size, hashing.hexdigest("sha256"), lines,
-                    raw_text.decode("utf-8", errors="replace"))
+    pages.write(_page_line(capture, raw_text.decode("utf-8", errors="replace")))
+    return _Checked(capture, warc_name, hashing.size, hashing.hexdigest("sha256"), lines)
 
 
 def _check_digest(bag: str, path: str, expected: dict[str, dict[str, str]], found: dict[str, str]) -> None:
@@ -247,8 +261,8 @@ def _index_warc(stream: BinaryIO, warc_name: str, lines: list[str]) -> None:
     indexer.process_one(stream, _LineSink(lines), warc_name)
 
 
-def _write_zip(tmp: Path, checked: list[_Checked], report: WaczReport,
-               on_progress: Callable[..., None] | None, total: int) -> None:
+def _write_zip(tmp: Path, checked: list[_Checked], pages: BinaryIO, report: WaczReport,
+               on_progress: Callable[..., None] | None) -> None:
     resources: list[dict[str, Any]] = []
     when = utc_now()
     stamp = when.timetuple()[:6]
@@ -262,11 +276,11 @@ def _write_zip(tmp: Path, checked: list[_Checked], report: WaczReport,
             report.pages.append(WaczPage(item.capture.bag, item.capture.url, item.capture.retrieved,
                                          item.capture.title, path, item.warc_size, sha256))
             if on_progress:
-                on_progress(len(checked) + done, len(checked) * 2 or total, f"packaging {item.capture.bag}")
+                on_progress(len(checked) + done, len(checked) * 2, f"packaging {item.capture.bag}")
         index = "".join(sorted(line for item in checked for line in item.lines)).encode("utf-8")
         report.index_lines = sum(len(item.lines) for item in checked)
         resources.append(_write_bytes(wacz, "indexes/index.cdx", index, stamp))
-        resources.append(_write_bytes(wacz, "pages/pages.jsonl", _pages_jsonl(checked), stamp))
+        resources.append(_write_stream(wacz, "pages/pages.jsonl", pages, stamp))
         package = {
             "profile": "data-package",
             "wacz_version": WACZ_VERSION,
@@ -312,11 +326,23 @@ def _resource(path: str, sha256: str, size: int) -> dict[str, Any]:
     return {"name": path.split("/")[-1].lower(), "path": path, "hash": f"sha256:{sha256}", "bytes": size}
 
 
-def _pages_jsonl(checked: list[_Checked]) -> bytes:
-    lines = [json.dumps({"format": "json-pages-1.0", "id": "pages", "title": "All Pages", "hasText": True})]
-    for item in checked:
-        capture = item.capture
-        lines.append(json.dumps({"id": capture.bag, "url": capture.url, "ts": capture.retrieved,
-                                 "title": capture.title or capture.url, "text": item.text},
-                                ensure_ascii=False))
-    return ("\n".join(lines) + "\n").encode("utf-8")
+_PAGES_HEADER = (json.dumps({"format": "json-pages-1.0", "id": "pages", "title": "All Pages",
+                             "hasText": True}) + "\n").encode("utf-8")
+
+
+def _page_line(capture: CaptureBag, text: str) -> bytes:
+    page = {"id": capture.bag, "url": capture.url, "ts": capture.retrieved,
+            "title": capture.title or capture.url, "text": text}
+    return (json.dumps(page, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _write_stream(wacz: zipfile.ZipFile, path: str, stream: BinaryIO, stamp: tuple) -> dict[str, Any]:
+    info = zipfile.ZipInfo(path, stamp)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    digest, size = hashlib.sha256(), 0
+    with wacz.open(info, "w", force_zip64=True) as target:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            target.write(chunk)
+    return _resource(path, digest.hexdigest(), size)
