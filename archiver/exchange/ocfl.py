@@ -260,25 +260,26 @@ def _build_version(vdir: Path, version: str, capture: CaptureBag, inventory: dic
     content_dir = inventory.get("contentDirectory", "content")
     manifest: dict[str, list[str]] = dict(inventory["manifest"])  # kept only if the version completes
     state: dict[str, list[str]] = {}
+    counts = OcflReport(out="")  # this version's figures, added to the report only if it completes
     for entry in files:
         try:
             split_safe_relpath(entry.path)
         except ValueError as exc:
             raise StorageError(f"{capture.bag}: {exc}") from exc
-        report.bytes_in_bags += entry.size
+        counts.bytes_in_bags += entry.size
         digest = listed.get(entry.path, "")
         if _SHA512.match(digest):
-            report.digests_from_manifests += 1
+            counts.digests_from_manifests += 1
         else:
             digest = _hash(reader, entry.path)
-            report.digests_computed += 1
+            counts.digests_computed += 1
         if digest in manifest:
-            report.files_deduplicated += 1
+            counts.files_deduplicated += 1
         else:
             content_path = f"{version}/{content_dir}/{entry.path}"
-            report.bytes_stored += _copy_checked(reader, entry.path, vdir / content_dir / entry.path,
+            counts.bytes_stored += _copy_checked(reader, entry.path, vdir / content_dir / entry.path,
                                                  digest, capture.bag)
-            report.files_stored += 1
+            counts.files_stored += 1
             manifest[digest] = [content_path]
         state.setdefault(digest, []).append(entry.path)
     organization = read_bag_info(reader).get("Source-Organization") or "archiver"
@@ -292,6 +293,9 @@ def _build_version(vdir: Path, version: str, capture: CaptureBag, inventory: dic
     inventory["manifest"] = dict(sorted(manifest.items()))
     vdir.mkdir(parents=True, exist_ok=True)
     _write_inventory(vdir, inventory)
+    for name in ("bytes_in_bags", "digests_from_manifests", "digests_computed", "files_deduplicated",
+                 "files_stored", "bytes_stored"):
+        setattr(report, name, getattr(report, name) + getattr(counts, name))
 
 
 def _hash(reader: Any, path: str) -> str:

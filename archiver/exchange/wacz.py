@@ -24,6 +24,7 @@ existing file is never overwritten).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -169,6 +170,12 @@ def _package(tmp: Path, out: Path, checked: list[_Checked], pages: BinaryIO, rep
             os.link(tmp, out)   # never replaces a file that appeared meanwhile
         except FileExistsError as exc:
             raise UsageError(f"{out} already exists; give a new file name") from exc
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            if out.exists():    # a filesystem without hard links: check, then rename
+                raise UsageError(f"{out} already exists; give a new file name") from exc
+            os.rename(tmp, out)
         fsync_dir(out.parent)
     except OSError as exc:
         raise StorageError(f"cannot write {out}: {exc.strerror or exc}") from exc
