@@ -44,8 +44,11 @@ def validate(out: Path) -> list[str]:
     (an empty list: valid with no warnings)."""
     store = ocfl.StorageRoot(root=str(out))
     messages = []
-    if not store.validate(log_warnings=True, check_digests=True):
-        messages.append(f"storage root invalid: {store.log}")
+    try:
+        if not store.validate(log_warnings=True, check_digests=True):
+            messages.append(f"storage root invalid: {list(store.log.messages)}")
+    except TypeError as exc:  # ocfl-py 2.0 raises while wording a traversal error (E072, …); 2.1 reports it
+        return [f"storage root invalid: ocfl-py raised {exc!r} reporting a traversal error"]
     messages += [f"{path}: {text}" for path, text in store.errors]
     messages += list(store.log.messages)
     if store.good_objects != store.num_objects:
@@ -138,9 +141,10 @@ def test_an_update_cut_short_is_finished_by_the_next_export(collection, tmp_path
     # The state a crash leaves between renaming v4 into place and replacing the root inventory:
     for name in ("inventory.json", "inventory.json.sha512"):
         shutil.copy(obj / "v3" / name, obj / name)
-    (out / ".tmp-ocfl-crashed").mkdir()
+    assert validate(out) != []  # ocfl-py sees the half-done update (control)
+    (out / ".tmp-ocfl-crashed").mkdir()   # and what a crash leaves while building
     (out / ".tmp-ocfl-crashed" / "half.bin").write_bytes(b"x")
-    assert validate(out) != []  # ocfl-py sees the damage (control)
+    assert validate(out) != []
     code, document = export(collection.root, out, "--all")
     assert code == 0 and document["versions_added"] == 0, document
     assert [o["recovered"] for o in document["objects"] if o["id"] == collection.essay_url] == [True]
