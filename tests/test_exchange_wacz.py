@@ -219,3 +219,15 @@ def test_usage_errors(collection, tmp_path) -> None:
     code, document = export(collection.root, tmp_path / "o.wacz", "no-such-bag")
     assert code == 2 and "no bag named 'no-such-bag'" in document["error"]
     assert not (tmp_path / "o.wacz").exists()
+
+
+def test_a_symlinked_bag_folder_in_the_collection_is_never_followed(collection, tmp_path) -> None:
+    root = copy_collection(collection, tmp_path)
+    outside = tmp_path / "elsewhere"
+    shutil.move(str(root / collection.bags_of(collection.gz_url)[0]), outside)
+    (root / "planted-20261130T000000Z").symlink_to(outside, target_is_directory=True)
+    code, document = export(root, tmp_path / "linked.wacz", "--all")
+    assert code == 1
+    assert [(p["code"], p["path"]) for p in document["problems"]] == \
+        [("symlink-in-collection", "planted-20261130T000000Z")]
+    assert len(document["pages"]) == 4 and wacz_validate(tmp_path / "linked.wacz")[0] == 0
