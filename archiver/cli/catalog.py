@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, JsonOption, RootOption, app,
-                                 emit_json, err, errors_to_exit, fail, out, progress_bar)
+                                 emit_json, err, errors_to_exit, event_log_warnings, fail, one_line, out,
+                                 progress_bar)
 
 
 
@@ -45,8 +46,9 @@ def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         records = catalog.list_bags()
+    warnings = event_log_warnings(root)
     if json_output:
-        emit_json({"root": str(root), "bags": [r.to_dict() for r in records]})
+        emit_json({"root": str(root), "bags": [r.to_dict() for r in records], "warnings": warnings})
         return
     for r in records:
         out.print(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}", markup=False)
@@ -73,7 +75,7 @@ def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path
 
 
 @app.command()
-def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N results."),
+def search(query: str, limit: int = typer.Option(20, "--limit", min=1, help="At most N results."),
            root: Path = RootOption, json_output: bool = JsonOption) -> None:
     """Full-text search of titles, authors and texts, best match first.
 
@@ -87,8 +89,10 @@ def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         hits = catalog.search(query, limit)
     if json_output:
-        emit_json({"query": query, "results": [h.to_dict() for h in hits]})
+        emit_json({"query": query, "count": len(hits), "results": [h.to_dict() for h in hits]})
         return
+    if not hits:
+        out.print(one_line(f"no match for {query!r} in {root}"), markup=False)
     for hit in hits:
         out.print(f"{hit.name}  {hit.title or '(untitled)'}  {hit.url or ''}", markup=False)
         out.print(f"    {' '.join(hit.snippet.split())}", markup=False)

@@ -35,10 +35,10 @@ def mirror(
 
     Example: archiver mirror bags s3://library-b/texts --endpoint-url http://127.0.0.1:8333
     """
-    from archiver.replication import mirror_collection, open_target
+    from archiver.replication import mirror_collection, open_site
 
     with errors_to_exit(json_output):
-        where = open_target(target, endpoint_url, checksum_when_required)
+        where = open_site(target, endpoint_url, checksum_when_required)
         with progress_bar("mirror", enabled=not json_output) as on_progress:
             report = mirror_collection(root, where, verify=verify, workers=workers,
                                        on_progress=on_progress)
@@ -75,15 +75,12 @@ def repair(
 
     Example: archiver repair s3://library-b/texts --from bags --dry-run
     """
-    from archiver.replication import is_s3, make_client
     from archiver.replication.repair import repair as run_repair
 
     with errors_to_exit(json_output):
-        client = (make_client(endpoint_url, checksum_when_required)
-                  if is_s3(target) or is_s3(source) else None)
         with progress_bar("repair", enabled=not json_output) as on_progress:
-            report = run_repair(target, source, dry_run=dry_run, client=client,
-                                on_progress=on_progress)
+            report = run_repair(target, source, dry_run=dry_run, endpoint_url=endpoint_url,
+                                checksum_when_required=checksum_when_required, on_progress=on_progress)
     code = EXIT_OK if report.ok else EXIT_PROBLEMS
     if json_output:
         emit_json({**report.to_dict(), "exit_code": code})

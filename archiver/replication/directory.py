@@ -1,4 +1,4 @@
-"""A mirror target that is a directory: another disk, a mounted share.
+"""A site that is a directory: the home collection, another disk, a mounted share.
 
 A bag is copied into ``<target>/<bag>.partial``, each file written to a
 temporary name, fsynced and renamed; when every file is there the folders are
@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
-from archiver.bagit.reader import LocalBag, iter_tree, split_safe_relpath
+from archiver.bagit.reader import BagReader, LocalBag, iter_tree, split_safe_relpath
+from archiver.bagit.verify import find_bags, looks_like_bag
+from archiver.collection.events import Event, append_events
 from archiver.collection.root import is_bag_dir
 from archiver.durable import fsync_dir, fsync_file
 from archiver.errors import StorageError, TargetUnreachable
@@ -27,10 +29,16 @@ TMP_SUFFIX = ".mirror-tmp"
 STAGING_DIR = ".archiver/staging"
 
 
-class DirectoryTarget:
+class DirectorySite:
+    """``archiver.replication.site.Site`` for a folder on a filesystem."""
+
+    parallel_planning = True
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.location = str(self.root)
+        self._entries: set[str] | None = None
+        self._receipts: set[str] | None = None
 
     # -- reachability ---------------------------------------------------------------
     def check_reachable(self) -> None:
@@ -48,6 +56,14 @@ class DirectoryTarget:
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise TargetUnreachable(f"target {self.root} is not writable")
 
+    def check_readable(self) -> None:
+        if not self.root.is_dir():
+            raise StorageError(f"{self.root} is not a directory")
+        try:
+            os.listdir(self.root)  # an unreadable copy is "could not run" (exit 3), not "no copy" per bag
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.root}: {exc.strerror}") from exc
+
     # -- reading state ----------------------------------------------------------------
     def _final(self, name: str) -> Path:
         return self.root / name
@@ -62,14 +78,14 @@ class DirectoryTarget:
         """Note once which bags, partial bags and receipts exist (a no-op
         re-mirror of 10,000 bags should not stat each of them three times)."""
         try:
-            self._entries: set[str] | None = set(os.listdir(self.root))
-            self._receipts: set[str] | None = {
+            self._entries = set(os.listdir(self.root))
+            self._receipts = {
                 n[:-5] for n in os.listdir(self.root / RECEIPTS_DIR) if n.endswith(".json")}
         except OSError as exc:
             raise TargetUnreachable(f"cannot list target {self.root}: {exc.strerror}") from exc
 
     def state(self, source: SourceBag) -> TargetBagState | None:
-        entries = getattr(self, "_entries", None)
+        entries = self._entries
         name = source.name
         if entries is not None:
             folder = (os.path.join(self.root, name) if name in entries else
@@ -87,7 +103,7 @@ class DirectoryTarget:
         identical = all(_same_bytes(os.path.join(folder, path), content)
                         for path, content in source.tagmanifests.items())
         is_final = not folder.endswith(PARTIAL_SUFFIX) or folder == os.path.join(self.root, name)
-        receipts = getattr(self, "_receipts", None)
+        receipts = self._receipts
         has_receipt = is_final and (name in receipts if receipts is not None
                                     else self._receipt(name).is_file())
         return TargetBagState(files, has_receipt, identical)
@@ -117,6 +133,14 @@ class DirectoryTarget:
     def is_bag(self) -> bool:
         """True when the target path is itself a single bag."""
         return is_bag_dir(self.root)
+
+    def bag_readers(self) -> list[BagReader]:
+        return [LocalBag(path) for path in find_bags(self.root)]
+
+    def locate_bag(self) -> tuple[DirectorySite, str] | None:
+        if looks_like_bag(self.root):
+            return DirectorySite(self.root.parent), self.root.name
+        return None
 
     # -- changing -----------------------------------------------------------------------
     def begin(self, name: str) -> None:
@@ -195,6 +219,10 @@ class DirectoryTarget:
                 os.close(fd)
         except OSError as exc:
             raise StorageError(f"cannot append to {path}: {exc.strerror}") from exc
+
+    def log_events(self, events: list[Event]) -> None:
+        if events:
+            append_events(self.root, events)
 
     # -- repair -------------------------------------------------------------------------
     def _staging(self, name: str) -> Path:
@@ -292,7 +320,7 @@ def _write_synced(path: Path, stream: BinaryIO) -> None:
     _write(path, stream, sync=True)
 
 
-def _load_syncfs():
+def _load_syncfs() -> Callable[[int], int] | None:
     """Linux's syncfs(2): one call makes every file written below a folder
     durable (one journal commit instead of an fsync per file), or None."""
     try:
@@ -332,3 +360,6 @@ def write_atomically(dest: Path, stream: BinaryIO) -> None:
         os.replace(tmp, dest)
     except OSError as exc:
         raise StorageError(f"cannot rename {tmp} to {dest}: {exc.strerror}") from exc
+
+
+DirectoryTarget = DirectorySite  # the name mirror's callers and tests know

@@ -1,7 +1,8 @@
 """S3-compatible object storage (AWS, SeaweedFS, Ceph RGW, MinIO) through boto3.
 
 ``S3Bag`` reads a bag in place, streaming, for ``verify`` (the ``BagReader``
-protocol); ``S3Target`` is a mirror target. Keys::
+protocol); ``S3Site`` is ``archiver.replication.site.Site`` for
+``s3://bucket/prefix`` (mirror target, repair source or target). Keys::
 
     <prefix>/<bag>/<path>                       the bag's files
     <prefix>/.archiver/receipts/<bag>.json      receipt, written last
@@ -19,13 +20,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any, BinaryIO
 
-from archiver.bagit.reader import FileEntry
-from archiver.errors import StorageError, TargetUnreachable, UsageError
-from archiver.replication.plan import SourceBag, TargetBagState
+from archiver.bagit.reader import BagReader, FileEntry
+from archiver.collection.events import Event
+from archiver.errors import StorageError, TargetUnreachable, UsageError, redact_credentials
+from archiver.replication.plan import SourceBag, TargetBagState, algorithm_of
 from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR, joined_lines
 
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 SINGLE_PUT_LIMIT = 1 << 30  # above this, a multipart upload (boto3's managed transfer)
 
 
@@ -35,7 +39,14 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise UsageError(f"not an s3:// location: {url}")
     bucket, _, prefix = url[5:].partition("/")
     if not bucket:
-        raise UsageError(f"no bucket in {url} (expected s3://bucket/prefix)")
+        raise UsageError(f"no bucket in {redact_credentials(url)} (expected s3://bucket/prefix)")
+    if "@" in bucket:
+        raise UsageError(f"refusing {redact_credentials(url)}: S3 credentials never go in the URL; "
+                         "give them the usual AWS way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                         "~/.aws/credentials, an instance role)")
+    if not _BUCKET.match(bucket):
+        raise UsageError(f"{bucket!r} is not an S3 bucket name (letters, digits, '.', '-', '_'; "
+                         "expected s3://bucket/prefix)")
     return bucket, prefix.strip("/")
 
 
@@ -201,8 +212,10 @@ def find_s3_bags(client: Any, url: str) -> list[S3Bag]:
     return [S3Bag(client, bucket, base + name) for name in names if not name.startswith(".")]
 
 
-class S3Target:
-    """A mirror target ``s3://bucket/prefix``."""
+class S3Site:
+    """The site ``s3://bucket/prefix``."""
+
+    parallel_planning = False
 
     def __init__(self, client: Any, url: str) -> None:
         self.client = client
@@ -221,6 +234,18 @@ class S3Target:
         except _client_errors() as exc:
             raise TargetUnreachable(f"S3 bucket {self.bucket} cannot be reached: {exc} "
                                     "(check --endpoint-url, credentials, and that the bucket exists)") from exc
+
+    def check_readable(self) -> None:
+        self.check_reachable()
+
+    def bag_readers(self) -> list[BagReader]:
+        return list(find_s3_bags(self.client, self.location))
+
+    def locate_bag(self) -> tuple[S3Site, str] | None:
+        if self.prefix and _looks_like_s3_bag(self.objects.list(self.prefix + "/"), self.prefix + "/"):
+            parent, _, name = self.prefix.rpartition("/")
+            return S3Site(self.client, f"s3://{self.bucket}/{parent}"), name
+        return None
 
     def scan(self) -> None:
         """List the whole target once: bag files with sizes and ETags, receipts."""
@@ -312,6 +337,9 @@ class S3Target:
         data = existing + joined_lines(existing, lines)
         self.objects.put(self._key(EVENTS_FILE), data, len(data))
 
+    def log_events(self, events: list[Event]) -> None:
+        self.append_event_lines([e.to_json().encode("utf-8") for e in events])
+
     # -- repair: stage under .archiver/staging, read back, copy into place -----------
     def _staging_key(self, name: str, path: str = "") -> str:
         return self._key(f".archiver/staging/{name}/{path}")
@@ -330,3 +358,15 @@ class S3Target:
     def discard_staging(self, name: str) -> None:
         for key in self.objects.list(self._staging_key(name)):
             self.objects.delete(key)
+
+
+def _looks_like_s3_bag(listed: dict[str, dict[str, Any]], base: str) -> bool:
+    """Like ``verify.looks_like_bag``: bagit.txt, or data/ and a manifest (a
+    bag that lost its bagit.txt is still a bag, and one to repair)."""
+    names = {key[len(base):] for key in listed}
+    top = {n for n in names if "/" not in n}
+    return "bagit.txt" in top or (any(n.startswith("data/") for n in names)
+                                  and any(algorithm_of(n) for n in top))
+
+
+S3Target = S3Site  # the name mirror's callers and tests know
