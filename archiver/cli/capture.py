@@ -133,6 +133,11 @@ def extract_command(
     """
     if url is not None and len(pages) > 1:
         raise fail("--url names one page's address; give it with a single PAGE", EXIT_USAGE)
+    if url is not None:
+        from archiver.capture.sources import check_source_url
+
+        with errors_to_exit(json_output):
+            check_source_url(url)  # the Source line of the text must never carry a password
     results = [_extract_one(page, url) for page in pages]
     for document, code in results:
         if code != EXIT_OK:
