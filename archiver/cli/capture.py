@@ -82,7 +82,7 @@ def snapshot(
     else:
         for r in results:
             if r.outcome == "captured":
-                out.print(one_line(f"captured   {r.source} -> {root / r.bag}"), markup=False)
+                out.print(one_line(f"captured   {r.source} -> {root / str(r.bag)}"), markup=False)
             elif r.outcome == "unchanged":
                 out.print(one_line(f"unchanged  {r.source} ({r.reason}; last bag {r.bag})"), markup=False)
             else:

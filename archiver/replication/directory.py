@@ -10,6 +10,7 @@ in-between state under its final name, and never a receipt for one.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,7 @@ from archiver.collection.root import is_bag_dir
 from archiver.durable import fsync_dir, fsync_file
 from archiver.errors import StorageError, TargetUnreachable
 from archiver.replication.plan import SourceBag, TargetBagState
+from archiver.replication.site import Site
 from archiver.replication.target import EVENTS_FILE, PARTIAL_SUFFIX, RECEIPTS_DIR, joined_lines
 
 CHUNK = 1 << 20
@@ -117,7 +119,7 @@ class DirectorySite:
         receipts = self.root / RECEIPTS_DIR
         return receipts.is_dir() and any(receipts.iterdir())
 
-    def reader(self, name: str) -> LocalBag:
+    def reader(self, name: str) -> BagReader:
         return LocalBag(self._final(name))
 
     def has_receipt(self, name: str) -> bool:
@@ -137,7 +139,7 @@ class DirectorySite:
     def bag_readers(self) -> list[BagReader]:
         return [LocalBag(path) for path in find_bags(self.root)]
 
-    def locate_bag(self) -> tuple[DirectorySite, str] | None:
+    def locate_bag(self) -> tuple[Site, str] | None:
         if looks_like_bag(self.root):
             return DirectorySite(self.root.parent), self.root.name
         return None
@@ -187,7 +189,7 @@ class DirectorySite:
             raise StorageError(f"cannot move {partial} into place: {exc.strerror or exc}") from exc
 
     def write_receipt(self, name: str, data: bytes) -> None:
-        write_atomically(self._receipt(name), _BytesStream(data))
+        write_atomically(self._receipt(name), io.BytesIO(data))
 
     def delete_receipt(self, name: str) -> None:
         receipt = self._receipt(name)
@@ -232,7 +234,7 @@ class DirectorySite:
         """Write a replacement for ``path`` in the staging area (same filesystem)."""
         _write_synced(_inside(self._staging(name), path), stream)
 
-    def staged_reader(self, name: str) -> LocalBag:
+    def staged_reader(self, name: str) -> BagReader:
         return LocalBag(self._staging(name))
 
     def swap(self, name: str, path: str) -> None:
@@ -247,15 +249,6 @@ class DirectorySite:
 
     def discard_staging(self, name: str) -> None:
         shutil.rmtree(self._staging(name), ignore_errors=True)
-
-
-class _BytesStream:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self, n: int = -1) -> bytes:
-        chunk, self.data = (self.data, b"") if n < 0 else (self.data[:n], self.data[n:])
-        return chunk
 
 
 def _inside(folder: Path, path: str) -> Path:

@@ -21,12 +21,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from archiver.bagit.reader import BagReader, FileEntry
 from archiver.collection.events import Event
 from archiver.errors import StorageError, TargetUnreachable, UsageError, redact_credentials
 from archiver.replication.plan import SourceBag, TargetBagState, algorithm_of
+from archiver.replication.site import Site
 from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR, joined_lines
 
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -119,9 +120,9 @@ class S3Objects:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def list(self, prefix: str) -> dict[str, dict]:
+    def list(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Every object under ``prefix``: key → {"Size", "ETag"}."""
-        found: dict[str, dict] = {}
+        found: dict[str, dict[str, Any]] = {}
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
@@ -194,8 +195,9 @@ class S3Bag:
         return sorted((FileEntry(key[len(base):], meta["Size"]) for key, meta in listed.items()
                        if not key.endswith("/")), key=lambda e: e.path)
 
-    def open(self, path: str) -> _Body:
-        return self.objects.open(f"{self.prefix}/{path}")
+    def open(self, path: str) -> BinaryIO:
+        # _Body has what readers use of a binary file: read(n), close, a context manager.
+        return cast(BinaryIO, self.objects.open(f"{self.prefix}/{path}"))
 
 
 def find_s3_bags(client: Any, url: str) -> list[S3Bag]:
@@ -222,7 +224,7 @@ class S3Site:
         self.bucket, self.prefix = parse_s3_url(url)
         self.objects = S3Objects(client, self.bucket)
         self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self._listing: dict[str, dict[str, dict]] | None = None
+        self._listing: dict[str, dict[str, dict[str, Any]]] | None = None
         self._receipts: set[str] = set()
 
     def _key(self, rel: str) -> str:
@@ -239,9 +241,9 @@ class S3Site:
         self.check_reachable()
 
     def bag_readers(self) -> list[BagReader]:
-        return list(find_s3_bags(self.client, self.location))
+        return [*find_s3_bags(self.client, self.location)]
 
-    def locate_bag(self) -> tuple[S3Site, str] | None:
+    def locate_bag(self) -> tuple[Site, str] | None:
         if self.prefix and _looks_like_s3_bag(self.objects.list(self.prefix + "/"), self.prefix + "/"):
             parent, _, name = self.prefix.rpartition("/")
             return S3Site(self.client, f"s3://{self.bucket}/{parent}"), name
@@ -250,7 +252,7 @@ class S3Site:
     def scan(self) -> None:
         """List the whole target once: bag files with sizes and ETags, receipts."""
         base = self._key("")
-        listing: dict[str, dict[str, dict]] = {}
+        listing: dict[str, dict[str, dict[str, Any]]] = {}
         receipts: set[str] = set()
         receipt_base = self._key(RECEIPTS_DIR + "/")
         for key, meta in self.objects.list(base).items():
@@ -275,7 +277,7 @@ class S3Site:
         return TargetBagState({p: m["Size"] for p, m in files.items()},
                               source.name in self._receipts, identical)
 
-    def _same_bytes(self, name: str, path: str, content: bytes, meta: dict | None) -> bool:
+    def _same_bytes(self, name: str, path: str, content: bytes, meta: dict[str, Any] | None) -> bool:
         if meta is None or meta["Size"] != len(content):
             return False
         etag = meta.get("ETag", "").strip('"')
@@ -293,7 +295,7 @@ class S3Site:
         """True when this target is a mirror (it holds at least one receipt)."""
         return bool(self.objects.list(self._key(RECEIPTS_DIR + "/")))
 
-    def reader(self, name: str) -> S3Bag:
+    def reader(self, name: str) -> BagReader:
         return S3Bag(self.client, self.bucket, self._key(name))
 
     def has_receipt(self, name: str) -> bool:
@@ -348,7 +350,7 @@ class S3Site:
         body = stream.read()
         self.objects.put(self._staging_key(name, path), body, len(body))
 
-    def staged_reader(self, name: str) -> S3Bag:
+    def staged_reader(self, name: str) -> BagReader:
         return S3Bag(self.client, self.bucket, self._staging_key(name).rstrip("/"))
 
     def swap(self, name: str, path: str) -> None:
