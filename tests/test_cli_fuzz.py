@@ -181,7 +181,7 @@ def test_every_verb_is_found_and_takes_json() -> None:
         assert any("--json" in o.opts for o in options), f"{' '.join(path)} has no --json"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(invocation=invocations())
 def test_no_input_crashes_any_verb(workdir: Path, invocation: tuple[list[str], bool],
