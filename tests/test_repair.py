@@ -107,6 +107,7 @@ def test_missing_receipt_at_a_mirror_is_restored(copies):
     assert (mirror / ".archiver" / "receipts" / f"{bag}.json").is_file()
 
 
+@pytest.mark.slow
 def test_s3_copy_repaired_from_a_directory_and_back(tmp_path, s3_server):
     client = s3_server.client()
     bucket = s3_server.new_bucket()

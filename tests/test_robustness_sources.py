@@ -336,6 +336,7 @@ def test_fault_alone(web, tmp_path: Path, fault: Fault) -> None:
     assert stray_files(root) == []
 
 
+@pytest.mark.slow
 def test_charset_undefined_does_not_crash_the_batch(http_server, tmp_path: Path) -> None:
     undefined = http_server.add("/undefined", page("Undefined", GOOD_WORDS), content_type="text/html; charset=undefined")
     good = http_server.add("/good", page("Good", GOOD_WORDS))
