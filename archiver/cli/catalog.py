@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, JsonOption, RootOption, app,
-                                 emit_json, err, errors_to_exit, event_log_warnings, fail, one_line, out,
+                                 emit_json, errors_to_exit, event_log_warnings, fail, one_line, out, warn,
                                  progress_bar)
 
 
@@ -33,7 +33,7 @@ def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> 
     else:
         out.print(f"catalogue rebuilt: {report.bags} bags, {report.checks} re-checks", markup=False)
     for name, reason in report.skipped or []:
-        err.print(f"archiver: warning: skipped {name}: {reason}", markup=False)
+        warn(f"skipped {name}: {reason}")
 
 
 @app.command("list")
@@ -51,7 +51,7 @@ def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
         emit_json({"root": str(root), "bags": [r.to_dict() for r in records], "warnings": warnings})
         return
     for r in records:
-        out.print(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}", markup=False)
+        out.print(one_line(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}"), markup=False)
 
 
 @app.command()
@@ -71,7 +71,7 @@ def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path
         return
     for key, value in document.items():
         if value is not None:
-            out.print(f"{key}: {value}", markup=False)
+            out.print(one_line(f"{key}: {value}"), markup=False)
 
 
 @app.command()
@@ -94,7 +94,7 @@ def search(query: str, limit: int = typer.Option(20, "--limit", min=1, help="At 
     if not hits:
         out.print(one_line(f"no match for {query!r} in {root}"), markup=False)
     for hit in hits:
-        out.print(f"{hit.name}  {hit.title or '(untitled)'}  {hit.url or ''}", markup=False)
+        out.print(one_line(f"{hit.name}  {hit.title or '(untitled)'}  {hit.url or ''}"), markup=False)
         out.print(f"    {' '.join(hit.snippet.split())}", markup=False)
 
 
@@ -115,6 +115,6 @@ def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -
         return
     for e in entries:
         note = f" ({e.reason})" if e.reason else ""
-        out.print(f"{e.time}  {e.kind:<9}  {e.bag or '-'}{note}", markup=False)
+        out.print(one_line(f"{e.time}  {e.kind:<9}  {e.bag or '-'}{note}"), markup=False)
 
 

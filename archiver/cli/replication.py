@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from archiver.cli.common import (EXIT_OK, EXIT_PROBLEMS, JsonOption, app,
+from archiver.cli.common import (EXIT_OK, EXIT_PROBLEMS, JsonOption, app, one_line,
                                  emit_json, err, errors_to_exit, out, progress_bar)
 
 
@@ -49,12 +49,12 @@ def mirror(
     else:
         for result in report.bags:
             if result.status == "failed":
-                err.print(f"failed      {result.bag}: {result.error}", markup=False)
+                err.print(one_line(f"failed      {result.bag}: {result.error}"), markup=False)
                 for fault in result.faults[:5]:
-                    err.print(f"            {fault.message}", markup=False)
+                    err.print(one_line(f"            {fault.message}"), markup=False)
             elif result.status != "present":
-                out.print(f"{result.status:<11} {result.bag} ({result.files_sent} files, "
-                          f"{result.bytes_sent} bytes sent)", markup=False)
+                out.print(one_line(f"{result.status:<11} {result.bag} ({result.files_sent} files, "
+                                   f"{result.bytes_sent} bytes sent)"), markup=False)
         out.print(f"{summary['mirrored']} mirrored, {summary['present']} already present, "
                   f"{summary['unverified']} copied unverified, {summary['failed']} failed; "
                   f"{summary['files_copied']} files ({summary['bytes_copied']} bytes) sent to "
@@ -93,7 +93,7 @@ def repair(
                 line += f": {', '.join(result.replaced)}"
             if result.message:
                 line += f" ({result.message})"
-            (out if result.status in ("repaired", "would-repair") else err).print(line, markup=False)
+            (out if result.status in ("repaired", "would-repair") else err).print(one_line(line), markup=False)
         counts = report.to_dict()["counts"]
         out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no bags",
                   markup=False)
