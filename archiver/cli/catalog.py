@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, JsonOption, RootOption, app,
-                                 emit_json, errors_to_exit, event_log_warnings, fail, one_line, out, warn,
+                                 emit_json, err, errors_to_exit, event_log_warnings, fail, one_line, out, warn,
                                  progress_bar)
 
 
