@@ -20,6 +20,8 @@ exceptions.
 
 from __future__ import annotations
 
+import re
+
 
 class ArchiverError(Exception):
     """Root of archiver's exceptions. ``exit_code`` is what the CLI exits with."""
@@ -73,3 +75,12 @@ class StorageError(ArchiverError):
 
 class TargetUnreachable(StorageError):
     pass
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@'\"]*@")
+
+
+def redact_credentials(text: str) -> str:
+    """``https://user:secret@host/x`` → ``https://***@host/x`` wherever a URL
+    with credentials appears in ``text``: error lines never carry a secret."""
+    return _USERINFO.sub(r"\1***@", text)

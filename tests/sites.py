@@ -24,6 +24,7 @@ import html
 import http.server
 import json
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -54,6 +55,7 @@ class SiteServer:
     """A threaded HTTP/1.1 server on 127.0.0.1:0; subclasses answer ``respond(path, query)``."""
 
     robots = "User-agent: *\nDisallow: /private/\n"
+    page_delay = 0.0  # seconds before answering a /library/ page (kill tests: work that takes time)
 
     def __init__(self) -> None:
         self.texts: dict[str, Text] = {}
@@ -72,6 +74,8 @@ class SiteServer:
                 with site.lock:
                     site.requests.append(("GET", self.path))
                 parts = urlsplit(self.path)
+                if site.page_delay and parts.path.startswith("/library/"):
+                    time.sleep(site.page_delay)
                 route = site.routes.get(parts.path) or site.routes.get(self.path)
                 if callable(route):
                     route(self)

@@ -347,6 +347,7 @@ def test_mirror_never_writes_through_a_symlink_planted_at_the_target(tmp_path) -
 
 # -- sizes -----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_100_mb_single_line_bag_info_is_read_in_bounded_memory(tmp_path, baseline_mb) -> None:
     """RFC 8493 sets no limit on a bag-info value, so this bag is valid: the value is
     read to its end in bounded memory, only its head kept, and a warning says so.
@@ -396,6 +397,7 @@ def million_line_manifest(tmp_path_factory) -> tuple[Run, dict, set[str], float]
     return (*verify_attack(bag, "--completeness-only"), size_mb)
 
 
+@pytest.mark.slow
 def test_manifest_with_a_million_lines_gives_a_bounded_report(million_line_manifest) -> None:
     run, report, codes, _size_mb = million_line_manifest
     assert "file-missing" in codes and "problems-truncated" in codes
@@ -459,6 +461,7 @@ WARC_ATTACKS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", sorted(WARC_ATTACKS))
 def test_rebuild_reports_a_damaged_warc_and_makes_no_bag(tmp_path, attack, baseline_mb) -> None:
     root = tmp_path / "bags"
@@ -493,6 +496,7 @@ def test_rebuild_never_follows_a_symlinked_warc_outside(tmp_path, outside, outsi
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [bag.name]
 
 
+@pytest.mark.slow
 def test_rebuild_of_a_warc_gzip_bomb_is_refused_in_bounded_memory(tmp_path, baseline_mb) -> None:
     root = tmp_path / "bags"
     root.mkdir()
@@ -525,6 +529,7 @@ FROM_WARC_ATTACKS = {
         b"WARC-Target-URI: https://example.org/x\r\nContent-Type: application/http; msgtype=response\r\n"
         b"Content-Length: 99999999999999999999\r\n\r\nHTTP/1.1 200 OK\r\n\r\n<p>x</p>"),
 }
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", sorted(FROM_WARC_ATTACKS))
 def test_snapshot_from_a_hostile_warc_fails_clearly_and_bags_nothing(tmp_path, attack, baseline_mb) -> None:
     warc = tmp_path / "foreign.warc.gz"

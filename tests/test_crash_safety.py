@@ -251,6 +251,7 @@ class ChangingSite:
         return handle
 
 
+@pytest.mark.slow
 def test_snapshot_survives_sigkill_at_random_moments(tmp_path: Path, zygote: Zygote) -> None:
     site = ChangingSite()
     rng = random.Random(SEED)
@@ -338,6 +339,7 @@ def catalogued_names(root: Path) -> set[str]:
     return {b["name"] for b in json.loads(listed.stdout)["bags"]}
 
 
+@pytest.mark.slow
 def test_catalogue_lists_a_bag_whose_indexing_was_cut_short(tmp_path: Path) -> None:
     """The state a SIGKILL leaves between ``append_event`` and ``catalog_add_bag``."""
     site = ChangingSite()
@@ -362,6 +364,7 @@ def test_catalogue_lists_a_bag_whose_indexing_was_cut_short(tmp_path: Path) -> N
         site.server.close()
 
 
+@pytest.mark.slow
 def test_a_bag_whose_capture_event_was_cut_short_is_recorded_by_the_next_run(tmp_path: Path) -> None:
     """The state a SIGKILL leaves between a bag's rename and its ``capture`` event: a complete
     bag the log does not know. The next run records it (marked as recovered), so it has its
@@ -403,6 +406,7 @@ def test_a_bag_whose_capture_event_was_cut_short_is_recorded_by_the_next_run(tmp
         site.server.close()
 
 
+@pytest.mark.slow
 def test_a_concurrent_run_leaves_a_live_writers_temporary_folder_alone(tmp_path: Path) -> None:
     """Two runs on one root (a cron job and a colleague): the second run's clean-up removes
     what crashed runs left, never the folder a live run is building a bag in."""
@@ -436,6 +440,7 @@ def test_a_concurrent_run_leaves_a_live_writers_temporary_folder_alone(tmp_path:
         site.server.close()
 
 
+@pytest.mark.slow
 def test_torn_last_line_of_the_event_log_is_tolerated_reported_and_kept(tmp_path: Path) -> None:
     """What a crash in the middle of a write would leave: half a JSON line, no newline."""
     site = ChangingSite()
@@ -484,6 +489,7 @@ def check_target(source: Path, target: Path, context: str) -> int:
     return len(finals)
 
 
+@pytest.mark.slow
 def test_directory_mirror_survives_sigkill_at_random_moments(tmp_path: Path, zygote: Zygote) -> None:
     source = tmp_path / "bags"
     make_bags(source, BAGS, size=20_000)

@@ -51,3 +51,17 @@ def test_every_command_has_working_help() -> None:
 def test_every_command_is_documented() -> None:
     missing = sorted(n for n in all_command_names() if f"archiver {n}" not in README)
     assert not missing, f"commands missing from README: {missing}"
+
+
+def test_every_runtime_dependency_is_explained_and_imported() -> None:
+    """Declared = imported by archiver at run time, and the README says what for."""
+    import tomllib
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = [re.split(r"[<>=\[; ]", spec, maxsplit=1)[0].lower() for spec in declared]
+    section = README.split("## Dependencies", 1)[1].split("\n## ", 1)[0].lower()
+    assert not [n for n in names if n not in section], "README's Dependencies section misses some"
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "archiver").rglob("*.py"))
+    module = {"charset-normalizer": "charset_normalizer", "cdxj-indexer": "cdxj_indexer"}
+    unused = [n for n in names if not re.search(rf"^\s*(import|from) {module.get(n, n)}\b", sources, re.M)]
+    assert not unused, f"declared but never imported: {unused}"

@@ -228,6 +228,7 @@ def run_until_killed(args: list[str], target_receipts: Path, total: int) -> None
     assert 0 < done < total, f"the mirror was not killed mid-way ({done} of {total} bags done)"
 
 
+@pytest.mark.slow
 def test_mirror_killed_with_sigkill_resumes_and_counts_nothing_half_sent(tmp_path: Path):
     source = tmp_path / "bags"
     total = 120

@@ -143,6 +143,7 @@ def test_checksum_calculation_is_an_option():
     assert default.meta.config.request_checksum_calculation != "when_required"
 
 
+@pytest.mark.slow
 def test_mirror_to_s3_killed_with_sigkill_resumes(tmp_path, bucket, s3_server):
     source = tmp_path / "bags"
     total = 30

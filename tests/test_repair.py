@@ -107,6 +107,7 @@ def test_missing_receipt_at_a_mirror_is_restored(copies):
     assert (mirror / ".archiver" / "receipts" / f"{bag}.json").is_file()
 
 
+@pytest.mark.slow
 def test_s3_copy_repaired_from_a_directory_and_back(tmp_path, s3_server):
     client = s3_server.client()
     bucket = s3_server.new_bucket()
@@ -203,3 +204,42 @@ def test_a_stray_file_is_left_alone_and_the_bag_is_not_called_repaired(copies):
     assert (result.status, result.valid_after) == ("failed", False)
     assert "left untouched" in result.message
     assert (mirror / bag / "data" / "stray.txt").read_text() == "someone put this here"
+
+
+# --- one Site interface, one factory ---------------------------------------------------------
+def test_every_kind_of_site_has_the_whole_site_interface() -> None:
+    from archiver.replication.directory import DirectorySite
+    from archiver.replication.s3 import S3Site
+    from archiver.replication.site import Site
+
+    wanted = {name for name in vars(Site) if not name.startswith("_")} | set(Site.__annotations__)
+    for kind in (DirectorySite, S3Site):
+        missing = sorted(name for name in wanted if not hasattr(kind, name) and name != "location")
+        assert not missing, f"{kind.__name__} lacks {missing}"
+
+
+def test_open_site_picks_the_kind_by_scheme_and_refuses_others(tmp_path: Path) -> None:
+    from archiver.errors import UsageError
+    from archiver.replication import open_site
+    from archiver.replication.directory import DirectorySite
+    from archiver.replication.s3 import S3Site
+
+    assert isinstance(open_site(tmp_path), DirectorySite)
+    assert isinstance(open_site("s3://bucket/prefix", endpoint_url="http://127.0.0.1:9"), S3Site)
+    for location in ("sftp://host/x", "gs://bucket/x", "s3://user:pw@bucket/x", "s3://", "s3://bad bucket/x"):
+        with pytest.raises(UsageError) as caught:
+            open_site(location, endpoint_url="http://127.0.0.1:9")
+        assert "pw" not in str(caught.value)
+
+
+def test_repair_a_single_bag_given_by_path_from_s3(s3_server, tmp_path: Path) -> None:  # noqa: F811
+    """The two kinds meet through the one interface: a directory bag repaired from an S3 copy."""
+    source = tmp_path / "bags"
+    make_bags(source, 2)
+    url = f"s3://{s3_server.new_bucket()}/c"
+    assert mirror_collection(source, open_target(url, s3_server.endpoint_url)).ok
+    bag = source / names(source)[0]
+    flip_byte(bag / "data" / "text.txt")
+    report = repair(bag, f"{url}/{bag.name}", endpoint_url=s3_server.endpoint_url)
+    assert [(b.bag, b.status, b.replaced) for b in report.bags] == [(bag.name, "repaired", ["data/text.txt"])]
+    assert verify_bag(bag).valid

@@ -279,3 +279,95 @@ def test_a_write_that_fails_mid_bag_leaves_nothing_and_the_batch_goes_on(tmp_pat
     assert outcomes[small]["outcome"] == "captured"
     assert [b.name for b in list_bag_dirs(root)] == [outcomes[small]["bag"]]
     assert sorted(p.name for p in root.iterdir()) == sorted([".archiver", outcomes[small]["bag"]])
+
+
+# --- roots and path options are local paths -----------------------------------------------
+@pytest.mark.parametrize("verb", [["snapshot", "page.html"], ["list"], ["audit"], ["catalog", "rebuild"],
+                                  ["rebuild", "--all"], ["search", "x"]])
+def test_s3_root_is_a_usage_error_not_a_local_folder_named_s3(tmp_path: Path, monkeypatch, verb) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "page.html").write_text(PAGE)
+    result = runner.invoke(app, [*verb, "--root", "s3://lib/col", "--json"])
+    assert result.exit_code == 2, result.output
+    assert "S3 roots are not supported yet" in result.stderr
+    assert json.loads(result.stdout)["exit_code"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]  # no "s3:" folder
+
+
+@pytest.mark.parametrize("given", ["sftp://host/col", "file:///tmp/col", "https://example.org/col"])
+def test_root_naming_any_url_scheme_is_a_usage_error(tmp_path: Path, monkeypatch, given: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "page.html").write_text(PAGE)
+    code, output = run("snapshot", "page.html", "--root", given)
+    assert code == 2 and "takes a local path" in output, output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]
+
+
+def test_root_from_the_environment_is_checked_too(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARCHIVER_ROOT", "s3://lib/col")
+    code, output = run("list")
+    assert code == 2 and "S3 roots are not supported yet" in output
+
+
+def test_mirror_or_repair_to_an_unknown_scheme_is_a_usage_error(tmp_path: Path) -> None:
+    root = tmp_path / "bags"
+    assert run("snapshot", str(write_page(tmp_path)), "--root", str(root))[0] == 0
+    for args in (["mirror", str(root), "sftp://127.0.0.1:9/x"], ["repair", "sftp://127.0.0.1:9/x", "--from", str(root)],
+                 ["verify", "gs://bucket/x"]):
+        code, output = run(*args)
+        assert code == 2, output
+        assert f"{args[-1].split(':')[0] if args[0] == 'verify' else 'sftp'}:// locations are not supported" in output
+
+
+def write_page(folder: Path) -> Path:
+    page = folder / "page.html"
+    page.write_text(PAGE)
+    return page
+
+
+# --- the event log's torn lines are warned about --------------------------------------------
+@pytest.mark.parametrize("verb", ["audit", "list"])
+def test_torn_event_line_is_a_warning_in_text_and_json(tmp_path: Path, verb: str) -> None:
+    root = tmp_path / "bags"
+    assert run("snapshot", str(write_page(tmp_path)), "--root", str(root))[0] == 0
+    log = root / ".archiver" / "events.jsonl"
+    with log.open("ab") as f:
+        f.write(b'{"id": "torn", "type": "capt')
+    torn_line = len(log.read_bytes().split(b"\n"))
+    result = runner.invoke(app, [verb, "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("archiver: warning:")]
+    assert len(warnings) == 1 and f"line {torn_line}" in warnings[0], result.stderr
+    result = runner.invoke(app, [verb, "--root", str(root), "--json"])
+    document = json.loads(result.stdout)
+    [warning] = document["warnings"]
+    assert warning["code"] == "event-log-torn-line" and warning["lines"] == [torn_line]
+
+
+@pytest.mark.parametrize("verb", ["audit", "list"])
+def test_whole_event_log_gives_no_warning(tmp_path: Path, verb: str) -> None:
+    root = tmp_path / "bags"
+    assert run("snapshot", str(write_page(tmp_path)), "--root", str(root))[0] == 0
+    result = runner.invoke(app, [verb, "--root", str(root), "--json"])
+    assert json.loads(result.stdout)["warnings"] == [] and "warning" not in result.stderr
+
+
+# --- search without a hit says so -------------------------------------------------------------
+def test_search_without_a_hit_says_so_and_exits_0(tmp_path: Path) -> None:
+    root = tmp_path / "bags"
+    assert run("snapshot", str(write_page(tmp_path)), "--root", str(root))[0] == 0
+    result = runner.invoke(app, ["search", "zyzzyva", "--root", str(root)])
+    assert result.exit_code == 0 and "no match for 'zyzzyva'" in result.stdout, result.output
+    result = runner.invoke(app, ["search", "zyzzyva", "--root", str(root), "--json"])
+    document = json.loads(result.stdout)
+    assert result.exit_code == 0 and document["count"] == 0 and document["results"] == []
+    result = runner.invoke(app, ["search", "paragraph", "--root", str(root)])
+    assert result.exit_code == 0 and "no match" not in result.stdout and "T" in result.stdout
+
+
+def test_extract_url_with_credentials_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["extract", str(write_page(tmp_path)), "--url", "https://u:pw-s3cr3t@example.org/x",
+                                 "--json"])
+    assert result.exit_code == 2 and "pw-s3cr3t" not in result.output
+    assert json.loads(result.stdout)["exit_code"] == 2

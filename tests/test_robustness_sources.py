@@ -336,6 +336,7 @@ def test_fault_alone(web, tmp_path: Path, fault: Fault) -> None:
     assert stray_files(root) == []
 
 
+@pytest.mark.slow
 def test_charset_undefined_does_not_crash_the_batch(http_server, tmp_path: Path) -> None:
     undefined = http_server.add("/undefined", page("Undefined", GOOD_WORDS), content_type="text/html; charset=undefined")
     good = http_server.add("/good", page("Good", GOOD_WORDS))
@@ -347,3 +348,73 @@ def test_charset_undefined_does_not_crash_the_batch(http_server, tmp_path: Path)
     outcomes = {s["source"]: s["outcome"] for s in document["sources"]}
     assert outcomes[good] == "captured" and outcomes[undefined] in ("captured", "failed")
     assert stray_files(root) == []
+
+
+# --- no secrets in the archive -------------------------------------------------------
+SECRET = "hunter2-s3cr3t"
+
+
+def files_holding(folder: Path, needle: str) -> list[str]:
+    """Every file under ``folder`` whose bytes contain ``needle`` (bags, WARCs, event log)."""
+    if not folder.exists():
+        return []
+    return [str(p) for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_source_url_with_credentials_is_refused_and_never_printed(http_server, tmp_path: Path,
+                                                                  as_json: bool) -> None:
+    good = http_server.add("/good", page("Good", GOOD_WORDS))
+    private = good.replace("http://", f"http://reader:{SECRET}@")
+    root = tmp_path / "bags"
+    result = CliRunner().invoke(app, ["snapshot", good, private, "--root", str(root), *FAST]
+                                + (["--json"] if as_json else []))
+    assert result.exit_code == 2, result.output
+    assert SECRET not in result.stdout + result.stderr
+    assert "credentials" in result.stderr and "snapshot the saved file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if as_json:
+        document = json.loads(result.stdout)
+        assert document["exit_code"] == 2 and SECRET not in json.dumps(document)
+    # Refused before anything ran: nothing fetched, nothing written.
+    assert http_server.requests == []
+    assert files_holding(tmp_path, SECRET) == []
+
+
+def test_manifest_source_with_credentials_is_refused_with_file_and_line(http_server, tmp_path: Path) -> None:
+    good = http_server.add("/good", page("Good", GOOD_WORDS))
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(f'[collection]\nid = "c"\n\n[[sources]]\nurl = "{good}"\n\n'
+                        f'[[sources]]\nurl = "{good.replace("http://", "http://u:" + SECRET + "@")}"\n')
+    root = tmp_path / "bags"
+    result = CliRunner().invoke(app, ["snapshot", "--manifest", str(manifest), "--root", str(root), *FAST,
+                                      "--json"])
+    assert result.exit_code == 2, result.output
+    assert f"{manifest}:7" in result.stderr and "credentials" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["exit_code"] == 2
+    assert http_server.requests == []
+    assert files_holding(root, SECRET) == []
+
+
+def test_redirect_to_a_url_with_credentials_is_not_followed(http_server, tmp_path: Path) -> None:
+    target = http_server.add("/private", page("Private", GOOD_WORDS))
+    start = http_server.add("/start", b"", status=302,
+                            Location=target.replace("http://", f"http://u:{SECRET}@"))
+    root = tmp_path / "bags"
+    result = CliRunner().invoke(app, ["snapshot", start, "--root", str(root), *FAST, "--json"])
+    assert result.exit_code == 1, result.output
+    [source] = json.loads(result.stdout)["sources"]
+    assert source["outcome"] == "failed" and "credentials" in source["reason"]
+    assert SECRET not in result.stdout + result.stderr
+    assert [path for _, path, _ in http_server.requests if path != "/robots.txt"] == ["/start"]
+    assert files_holding(root, SECRET) == []
+
+
+def test_malformed_source_url_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    for url in ("http://[::1", "http://127.0.0.1:99999/", "https://[::1]:x/"):
+        result = CliRunner().invoke(app, ["snapshot", url, "--root", str(tmp_path / "bags"), "--json"])
+        assert result.exit_code == 2, result.output
+        assert "not a valid URL" in result.stderr and "Traceback" not in result.output
+        assert json.loads(result.stdout)["exit_code"] == 2
+    assert not (tmp_path / "bags").exists()

@@ -339,6 +339,7 @@ def test_sync_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
         run_and_kill
 
     site = AmusewikiSite.synthetic(16)
+    site.page_delay = 0.05  # each bag takes a moment, so kills land between bags on any machine
     zygote = Zygote()
     rng = random.Random(SEED)
     root = tmp_path / "bags"
@@ -355,7 +356,8 @@ def test_sync_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
         while kills < KILLS_PER_PHASE:
             attempts += 1
             assert attempts < KILLS_PER_PHASE * 4, f"{phase}: runs keep finishing before the kill"
-            wait_for, then = kill_moment(rng, to_write)
+            remaining = to_write - (len(checked) - start)  # aim inside the work still to do
+            wait_for, then = kill_moment(rng, remaining)
             context = f"{phase}, kill {kills + 1}: after {wait_for} new bags + {then:.3f}s (CRASH_SEED={SEED})"
             before = set(root.iterdir()) if root.exists() else set()
             new_bags = count_new(root, {p.name for p in before})

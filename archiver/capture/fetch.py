@@ -38,7 +38,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from archiver import __version__
-from archiver.errors import FetchError, HTTPStatusError, RobotsDisallowed, TooLarge
+from archiver.errors import FetchError, HTTPStatusError, RobotsDisallowed, TooLarge, redact_credentials
 from archiver.clock import utc_now
 
 DEFAULT_USER_AGENT = f"archiver/{__version__} (preservation crawler; set --user-agent to add a contact)"
@@ -259,9 +259,16 @@ class Fetcher:
                 location = _header(exchange.response_headers, "Location")
                 if not location:
                     raise FetchError(f"HTTP {exchange.status} redirect without a Location header")
-                current = urljoin(current, location.strip())
-                if urlsplit(current).scheme not in ("http", "https"):
-                    raise FetchError(f"redirect to a non-http URL: {current}")
+                try:
+                    current = urljoin(current, location.strip())
+                    target = urlsplit(current)
+                except ValueError as exc:
+                    raise FetchError(f"HTTP {exchange.status} redirect to a malformed URL ({exc})") from None
+                if target.scheme not in ("http", "https"):
+                    raise FetchError(f"redirect to a non-http URL: {redact_credentials(current)}")
+                if "@" in target.netloc:  # never send, record or archive credentials
+                    raise FetchError(f"redirect to a URL with credentials, not followed: "
+                                     f"{redact_credentials(current)}")
                 continue
             break
         else:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from archiver.durable import fsync_path
-from archiver.errors import ManifestError, StorageError
+from archiver.errors import ManifestError, StorageError, redact_credentials
 
 COLLECTION_KEYS = {"id": True, "title": False, "organization": False, "description": False}
 SOURCE_KEYS = {"url": True, "note": False}
@@ -193,12 +193,31 @@ def _check_keys(path: Path, table: dict[str, Any], allowed: dict[str, bool], lab
                                 f"must be a string")
 
 
+def check_source_url(source: str, where: str = "") -> None:
+    """ManifestError (exit 2) for a source that is not a well-formed URL
+    ("http://[::1") or that carries credentials (``user:password@``): a
+    source URL is written into bag-info, the WARC and the event log, which
+    are mirrored to other libraries, so a secret in it would be archived."""
+    prefix = f"{where}: " if where else ""
+    try:
+        parts = urlsplit(source.strip())
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ManifestError(f"{prefix}not a valid URL: {redact_credentials(source)!r} ({exc})") from None
+    if parts.scheme and len(parts.scheme) > 1 and "@" in parts.netloc:
+        raise ManifestError(
+            f"{prefix}refusing {redact_credentials(source)!r}: a source URL must not carry credentials "
+            "(user:password@), or they would be archived and mirrored with the capture; save the page "
+            "with your own login (browser, curl) and snapshot the saved file instead")
+
+
 def resolve_source(source: str, base: Path | None = None, where: str = "") -> str:
     """An http(s) URL as given; a path or file:// URL as an absolute file:// URL
-    (relative paths against ``base``). A local file that does not exist is a
-    ManifestError."""
+    (relative paths against ``base``). A local file that does not exist, a
+    malformed URL or one with credentials is a ManifestError."""
     prefix = f"{where}: " if where else ""
     source = source.strip()
+    check_source_url(source, where)
     parts = urlsplit(source)
     if parts.scheme in ("http", "https"):
         if not parts.netloc:

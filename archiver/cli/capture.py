@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE, JsonOption, RootOption, app,
-                                 emit_json, err, errors_to_exit, fail, out, progress_bar)
+                                 emit_json, err, error_line, errors_to_exit, fail, one_line, out, progress_bar)
 from archiver.errors import ArchiverError
 
 
@@ -43,7 +43,7 @@ def snapshot(
     Example: archiver snapshot --manifest manifests/example.toml --root bags
     """
     from archiver.capture.fetch import FetchSettings
-    from archiver.capture.sources import load_manifest
+    from archiver.capture.sources import check_source_url, load_manifest
     from archiver.capture.snapshot import SnapshotOptions, snapshot as run_snapshot
 
     with errors_to_exit(json_output):
@@ -51,6 +51,9 @@ def snapshot(
         collection_id, org = collection, organization
         if from_warc is not None and manifest is not None:
             raise fail("--from-warc and --manifest cannot be combined", EXIT_USAGE)
+        if from_warc is None:
+            for source in all_sources:  # a malformed URL or one with a password: nothing runs
+                check_source_url(source)
         if manifest is not None:
             loaded = load_manifest(manifest)
             all_sources += loaded.sources
@@ -79,11 +82,11 @@ def snapshot(
     else:
         for r in results:
             if r.outcome == "captured":
-                out.print(f"captured   {r.source} -> {root / r.bag}", markup=False)
+                out.print(one_line(f"captured   {r.source} -> {root / str(r.bag)}"), markup=False)
             elif r.outcome == "unchanged":
-                out.print(f"unchanged  {r.source} ({r.reason}; last bag {r.bag})", markup=False)
+                out.print(one_line(f"unchanged  {r.source} ({r.reason}; last bag {r.bag})"), markup=False)
             else:
-                err.print(f"failed     {r.source}: {r.reason}", markup=False)
+                err.print(one_line(f"failed     {r.source}: {r.reason}"), markup=False)
         out.print(f"{counts['captured']} captured, {counts['unchanged']} unchanged, "
                   f"{counts['failed']} failed", markup=False)
     raise typer.Exit(worst)
@@ -130,10 +133,15 @@ def extract_command(
     """
     if url is not None and len(pages) > 1:
         raise fail("--url names one page's address; give it with a single PAGE", EXIT_USAGE)
+    if url is not None:
+        from archiver.capture.sources import check_source_url
+
+        with errors_to_exit(json_output):
+            check_source_url(url)  # the Source line of the text must never carry a password
     results = [_extract_one(page, url) for page in pages]
     for document, code in results:
         if code != EXIT_OK:
-            err.print(f"archiver: error: {document['error']}", markup=False)
+            error_line(document["error"])
     if json_output:
         documents = [document for document, _ in results]
         emit_json(documents[0] if len(documents) == 1 else documents)
@@ -178,7 +186,7 @@ def rebuild(bags: list[str] = typer.Argument(None, metavar="[BAG]...", help="Bag
     else:
         for r in results:
             if r.outcome == "failed":
-                err.print(f"failed     {r.bag}: {r.reason}", markup=False)
+                err.print(one_line(f"failed     {r.bag}: {r.reason}"), markup=False)
             else:
                 detail = f" -> {r.new_bag}" if r.outcome == "rebuilt" else f" ({r.reason})"
                 out.print(f"{r.outcome:<10} {r.bag}{detail}", markup=False)

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, JsonOption, RootOption, app,
-                                 emit_json, err, errors_to_exit, fail, out, progress_bar)
+                                 emit_json, errors_to_exit, event_log_warnings, fail, one_line, out, warn,
+                                 progress_bar)
 
 
 
@@ -32,7 +33,7 @@ def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> 
     else:
         out.print(f"catalogue rebuilt: {report.bags} bags, {report.checks} re-checks", markup=False)
     for name, reason in report.damaged:
-        err.print(f"archiver: warning: damaged bag {name} listed, not indexed: {reason}", markup=False)
+        warn(one_line(f"damaged bag {name} listed, not indexed: {reason}"))
 
 
 @app.command("list")
@@ -45,14 +46,15 @@ def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         records = catalog.list_bags()
+    warnings = event_log_warnings(root)
     if json_output:
-        emit_json({"root": str(root), "bags": [r.to_dict() for r in records]})
+        emit_json({"root": str(root), "bags": [r.to_dict() for r in records], "warnings": warnings})
         return
     for r in records:
         if r.damaged:
-            out.print(f"{r.name}  DAMAGED: {r.damaged}", markup=False)
+            out.print(one_line(f"{r.name}  DAMAGED: {r.damaged}"), markup=False)
             continue
-        out.print(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}", markup=False)
+        out.print(one_line(f"{r.name}  {r.retrieved or '-'}  {r.title or '(untitled)'}  {r.url or ''}"), markup=False)
 
 
 @app.command()
@@ -72,11 +74,11 @@ def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path
         return
     for key, value in document.items():
         if value is not None:
-            out.print(f"{key}: {value}", markup=False)
+            out.print(one_line(f"{key}: {value}"), markup=False)
 
 
 @app.command()
-def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N results."),
+def search(query: str, limit: int = typer.Option(20, "--limit", min=1, help="At most N results."),
            root: Path = RootOption, json_output: bool = JsonOption) -> None:
     """Full-text search of titles, authors and texts, best match first.
 
@@ -90,10 +92,12 @@ def search(query: str, limit: int = typer.Option(20, "--limit", help="At most N 
     with errors_to_exit(json_output), open_catalog(root) as catalog:
         hits = catalog.search(query, limit)
     if json_output:
-        emit_json({"query": query, "results": [h.to_dict() for h in hits]})
+        emit_json({"query": query, "count": len(hits), "results": [h.to_dict() for h in hits]})
         return
+    if not hits:
+        out.print(one_line(f"no match for {query!r} in {root}"), markup=False)
     for hit in hits:
-        out.print(f"{hit.name}  {hit.title or '(untitled)'}  {hit.url or ''}", markup=False)
+        out.print(one_line(f"{hit.name}  {hit.title or '(untitled)'}  {hit.url or ''}"), markup=False)
         out.print(f"    {' '.join(hit.snippet.split())}", markup=False)
 
 
@@ -114,6 +118,6 @@ def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -
         return
     for e in entries:
         note = f" ({e.reason})" if e.reason else ""
-        out.print(f"{e.time}  {e.kind:<9}  {e.bag or '-'}{note}", markup=False)
+        out.print(one_line(f"{e.time}  {e.kind:<9}  {e.bag or '-'}{note}"), markup=False)
 
 

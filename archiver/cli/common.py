@@ -1,21 +1,133 @@
-"""Shared parts of the CLI: the typer app, consoles, options, JSON output, errors to exit codes, progress."""
+"""Shared parts of the CLI: the typer app, consoles, options, JSON output, errors to exit codes, progress.
+
+One error path: every failure ends in ``fail`` (one line on stderr, secrets
+redacted) and an exit code. ``errors_to_exit`` turns archiver's exceptions
+into it inside a command; ``ArchiverGroup.main`` catches everything else,
+including click's usage errors (which happen before a command runs), and,
+when ``--json`` was given and the command printed no JSON document, prints
+one: ``{"error": "...", "exit_code": N}``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from pathlib import Path, PurePath
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typer.core import TyperGroup
 
 from archiver import __version__
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, redact_credentials
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
+
+# What this run has said so far: ArchiverGroup.main prints a JSON error
+# document only when the command printed none.
+_said: dict[str, Any] = {"documents": 0, "error": None}
+# A URL given where a path is expected, as pathlib left it ("s3://a" → "s3:/a").
+_URL_AS_PATH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+
+
+def _check_local_path(value: PurePath, param: Any, ctx: Any) -> None:
+    """A path option or argument is never a URL (``--root s3://lib/col`` must
+    not become a local folder named ``s3:``) and never holds a NUL byte."""
+    text = str(value)
+    name = "/".join(getattr(param, "opts", None) or []) or getattr(param, "name", None) or "a path"
+    match = _URL_AS_PATH.match(text)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme == "s3" and getattr(param, "name", None) == "root":
+            raise typer.BadParameter("S3 roots are not supported yet: --root takes a local directory "
+                                     "(verify, mirror and repair accept s3:// locations)", ctx=ctx, param=param)
+        raise typer.BadParameter(f"{scheme}:// locations are not supported here: {name} takes a "
+                                 "local path", ctx=ctx, param=param)
+    if "\0" in text:
+        raise typer.BadParameter(f"{name} contains a NUL byte", ctx=ctx, param=param)
+
+
+def _guarded(callback: Optional[Callable[..., Any]]) -> Callable[..., Any]:
+    def guard(ctx: Any, param: Any, value: Any) -> Any:
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, PurePath):
+                _check_local_path(item, param, ctx)
+        return callback(ctx, param, value) if callback is not None else value
+    return guard
+
+
+def _guard_paths(command: Any) -> None:
+    """Check every path parameter of every command (verbs added later are
+    covered without a line of their own): the check runs on the converted
+    value, so it applies to whatever a parameter's type says is a path."""
+    for param in command.params:
+        if not getattr(param, "_archiver_guarded", False):
+            param.callback = _guarded(param.callback)
+            param._archiver_guarded = True
+    for sub in getattr(command, "commands", {}).values():
+        _guard_paths(sub)
+
+
+def _usage_message(exc: Exception) -> str:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
+
+
+class ArchiverGroup(TyperGroup):
+    """The ``archiver`` group: runs a command and translates every way it can
+    end into one error line and an exit code 0/1/2/3."""
+
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
+             complete_var: Optional[str] = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        wants_json = "--json" in argv
+        _said.update(documents=0, error=None)
+        _guard_paths(self)
+        try:
+            result = super().main(argv, prog_name, complete_var, standalone_mode=False,
+                                  windows_expand_args=windows_expand_args, **extra)
+            code = result if isinstance(result, int) else EXIT_OK
+        except typer.TyperException as exc:  # click's usage errors, raised before a command runs
+            if type(exc).__name__ == "NoArgsIsHelpError" and hasattr(exc, "show"):
+                exc.show()  # `archiver` alone, `archiver catalog`: the help text
+                code = EXIT_USAGE
+            else:
+                code = _said_fail(_usage_message(exc), EXIT_USAGE)
+        except typer.Abort:
+            code = _said_fail("aborted", EXIT_USAGE)
+        except ArchiverError as exc:  # a command that did not use errors_to_exit
+            code = _said_fail(str(exc), exc.exit_code)
+        except OSError as exc:
+            code = _said_fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), EXIT_CANNOT_RUN)
+        except Exception as exc:
+            if os.environ.get("ARCHIVER_DEBUG"):
+                raise
+            code = _said_fail(f"internal error (a bug in archiver; please report it, "
+                              f"ARCHIVER_DEBUG=1 shows the traceback): {type(exc).__name__}: {exc}",
+                              EXIT_CANNOT_RUN)
+        if wants_json and _said["documents"] == 0 and code != EXIT_OK:
+            emit_json({"error": _said["error"] or f"exit code {code}", "exit_code": code})
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _said_fail(message: str, code: int) -> int:
+    fail(message, code)
+    return code
+
 
 app = typer.Typer(
+    cls=ArchiverGroup,
     name="archiver",
     help="Snapshot texts from the web into verified BagIt bags; verify, audit, mirror and repair collections.",
     no_args_is_help=True,
@@ -27,8 +139,6 @@ app = typer.Typer(
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
 
 RootOption = typer.Option(
     Path("bags"), "--root", envvar="ARCHIVER_ROOT", help="Collection root (env ARCHIVER_ROOT).",
@@ -52,26 +162,48 @@ def main(
 
 
 def emit_json(document: Any) -> None:
-    """Print one JSON document on stdout."""
+    """Print one JSON document on stdout (a command prints exactly one)."""
     sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
     sys.stdout.flush()
+    _said["documents"] += 1
 
 
 def fail(message: str, code: int) -> "typer.Exit":
-    """Print a one-line error on stderr and return the Exit to raise."""
-    err.print(f"archiver: error: {message}", markup=False)
+    """Print a one-line error on stderr and return the Exit to raise. With
+    ``--json``, ``ArchiverGroup.main`` then prints the message as the JSON
+    document (unless the command printed one already)."""
+    _said["error"] = error_line(message)
     return typer.Exit(code)
+
+
+def error_line(message: str) -> str:
+    """Print one error line on stderr (credentials redacted, control characters
+    escaped) without exiting, for a batch that goes on; return the line's message."""
+    message = one_line(redact_credentials(message))
+    err.print(f"archiver: error: {message}", markup=False)
+    return message
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    err.print(f"archiver: warning: {one_line(redact_credentials(message))}", markup=False)
 
 
 @contextmanager
 def errors_to_exit(json_output: bool = False) -> Iterator[None]:
-    """Turn ArchiverError into a one-line message and its exit code."""
+    """Turn ArchiverError (and a path the OS refuses) into a one-line message
+    and its exit code; the JSON error document is printed by ``ArchiverGroup``."""
     try:
         yield
     except ArchiverError as exc:
-        if json_output:
-            emit_json({"error": str(exc), "exit_code": exc.exit_code})
         raise fail(str(exc), exc.exit_code) from None
+    except (OSError, ValueError) as exc:
+        # A path the OS will not take (a NUL byte, a name too long) or cannot
+        # read: "could not run", with the reason, never a traceback.
+        if isinstance(exc, ValueError) and "null" not in str(exc).lower():
+            raise
+        raise fail(f"{getattr(exc, 'filename', None) or ''} {getattr(exc, 'strerror', None) or exc}".strip(),
+                   EXIT_CANNOT_RUN) from None
 
 
 @contextmanager
@@ -97,3 +229,22 @@ def one_line(text: str) -> str:
     can never print a line of its own (a forged "OK" verdict, say)."""
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(text))
 
+
+
+def event_log_warnings(root: Path) -> list[dict[str, Any]]:
+    """Warnings about the collection's event log (torn lines a crash left),
+    each also printed as one line on stderr: never fatal, never silent."""
+    from archiver.collection.events import events_path, read_events
+
+    try:
+        torn = read_events(root).torn
+    except (ArchiverError, OSError):
+        return []  # an unreadable log is the command's own error to report
+    if not torn:
+        return []
+    shown = ", ".join(str(n) for n in torn[:10]) + (", …" if len(torn) > 10 else "")
+    message = (f"{events_path(root)}: {len(torn)} line(s) are not whole events (line {shown}); "
+               "a crash cut them short, the other events are intact")
+    warn(message)
+    return [{"code": "event-log-torn-line", "path": str(events_path(root)), "lines": torn,
+             "message": message}]

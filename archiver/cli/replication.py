@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from archiver.cli.common import (EXIT_OK, EXIT_PROBLEMS, JsonOption, app,
+from archiver.cli.common import (EXIT_OK, EXIT_PROBLEMS, JsonOption, app, one_line,
                                  emit_json, err, errors_to_exit, out, progress_bar)
 
 
@@ -35,10 +35,10 @@ def mirror(
 
     Example: archiver mirror bags s3://library-b/texts --endpoint-url http://127.0.0.1:8333
     """
-    from archiver.replication import mirror_collection, open_target
+    from archiver.replication import mirror_collection, open_site
 
     with errors_to_exit(json_output):
-        where = open_target(target, endpoint_url, checksum_when_required)
+        where = open_site(target, endpoint_url, checksum_when_required)
         with progress_bar("mirror", enabled=not json_output) as on_progress:
             report = mirror_collection(root, where, verify=verify, workers=workers,
                                        on_progress=on_progress)
@@ -49,12 +49,12 @@ def mirror(
     else:
         for result in report.bags:
             if result.status == "failed":
-                err.print(f"failed      {result.bag}: {result.error}", markup=False)
+                err.print(one_line(f"failed      {result.bag}: {result.error}"), markup=False)
                 for fault in result.faults[:5]:
-                    err.print(f"            {fault.message}", markup=False)
+                    err.print(one_line(f"            {fault.message}"), markup=False)
             elif result.status != "present":
-                out.print(f"{result.status:<11} {result.bag} ({result.files_sent} files, "
-                          f"{result.bytes_sent} bytes sent)", markup=False)
+                out.print(one_line(f"{result.status:<11} {result.bag} ({result.files_sent} files, "
+                                   f"{result.bytes_sent} bytes sent)"), markup=False)
         out.print(f"{summary['mirrored']} mirrored, {summary['present']} already present, "
                   f"{summary['unverified']} copied unverified, {summary['failed']} failed; "
                   f"{summary['files_copied']} files ({summary['bytes_copied']} bytes) sent to "
@@ -75,15 +75,12 @@ def repair(
 
     Example: archiver repair s3://library-b/texts --from bags --dry-run
     """
-    from archiver.replication import is_s3, make_client
     from archiver.replication.repair import repair as run_repair
 
     with errors_to_exit(json_output):
-        client = (make_client(endpoint_url, checksum_when_required)
-                  if is_s3(target) or is_s3(source) else None)
         with progress_bar("repair", enabled=not json_output) as on_progress:
-            report = run_repair(target, source, dry_run=dry_run, client=client,
-                                on_progress=on_progress)
+            report = run_repair(target, source, dry_run=dry_run, endpoint_url=endpoint_url,
+                                checksum_when_required=checksum_when_required, on_progress=on_progress)
     code = EXIT_OK if report.ok else EXIT_PROBLEMS
     if json_output:
         emit_json({**report.to_dict(), "exit_code": code})
@@ -96,7 +93,7 @@ def repair(
                 line += f": {', '.join(result.replaced)}"
             if result.message:
                 line += f" ({result.message})"
-            (out if result.status in ("repaired", "would-repair") else err).print(line, markup=False)
+            (out if result.status in ("repaired", "would-repair") else err).print(one_line(line), markup=False)
         counts = report.to_dict()["counts"]
         out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no bags",
                   markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlsplit
 
 import typer
@@ -13,11 +13,14 @@ import typer
 from archiver.cli.common import (EXIT_OK, EXIT_USAGE, JsonOption, RootOption, app, emit_json, err,
                                  errors_to_exit, fail, one_line, out, progress_bar)
 
+if TYPE_CHECKING:
+    from archiver.capture.fetch import FetchSettings
+
 VIA_HELP = "Where to look: auto, amusewiki, sitemap, feed or oai-pmh."
 
 
 def _settings(delay: float, ignore_robots: bool, user_agent: Optional[str], max_bytes: int, timeout: float,
-              retries: int):
+              retries: int) -> "FetchSettings":
     from archiver.capture.fetch import FetchSettings
 
     settings = FetchSettings(delay=delay, obey_robots=not ignore_robots, max_bytes=max_bytes,
@@ -81,10 +84,12 @@ def discover_command(
     """
     from archiver.capture.discover import KINDS, DiscoverOptions, discover
     from archiver.capture.fetch import Fetcher
-    from archiver.capture.sources import merge_sources
+    from archiver.capture.sources import check_source_url, merge_sources
 
     if via != "auto" and via not in KINDS:
         raise fail(f"--via {via!r} is not one of auto, {', '.join(KINDS)}", EXIT_USAGE)
+    with errors_to_exit(json_output):
+        check_source_url(site)  # malformed URLs and credentials: a usage error, never a traceback
     if urlsplit(site).scheme not in ("http", "https") or not urlsplit(site).netloc:
         raise fail(f"SITE must be an http(s) URL (got {site!r})", EXIT_USAGE)
     options = DiscoverOptions(via=via, match=_regex("--match", match), exclude=_regex("--exclude", exclude),

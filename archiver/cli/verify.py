@@ -8,8 +8,9 @@ from typing import Any, Optional
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
-                                 emit_json, err, errors_to_exit, fail, one_line, out, progress_bar)
-from archiver.errors import ArchiverError
+                                 emit_json, error_line, errors_to_exit, event_log_warnings, fail, one_line, out,
+                                 progress_bar)
+from archiver.errors import ArchiverError, UsageError
 
 
 _MODE_LABELS = {
@@ -75,6 +76,7 @@ def verify(
     from archiver.exchange.archive_reader import archive_kind as is_archive_name
     from archiver.exchange.check import find_bags_and_archives, s3_archive, verify_any
     from archiver.exchange.profiles import load_profile
+    from archiver.replication import is_remote, open_site
 
     if fast and completeness_only:
         raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
@@ -85,21 +87,21 @@ def verify(
     errors: list[dict[str, str]] = []
 
     def could_not_read(path: Any, message: str) -> None:
-        errors.append({"path": str(path), "error": message})
-        err.print(f"archiver: error: {message}", markup=False)
+        errors.append({"path": str(path), "error": error_line(message)})
 
     for given in paths:
         try:
             if given.startswith("s3://") and is_archive_name(given):
                 bags: list[Any] = [s3_archive(given, endpoint_url)]
-            elif given.startswith("s3://"):
-                from archiver.replication import open_bag_readers
-                bags = list(open_bag_readers(given, endpoint_url))
+            elif is_remote(given):
+                bags = open_site(given, endpoint_url).bag_readers()
             elif not Path(given).exists():
                 could_not_read(Path(given), f"{given} does not exist")
                 continue
             else:
                 bags = find_bags_and_archives(Path(given), lambda p: find_bags(p, skip=_collection_folder))
+        except UsageError:
+            raise  # an unsupported scheme: the whole command is a usage error
         except ArchiverError as exc:
             could_not_read(Path(given), str(exc))
             continue
@@ -140,14 +142,20 @@ def audit(
     Example: ``archiver audit --root bags --max-age 90d --limit 500``.
     Exit 0 all checked bags valid and none missing, 1 a bag failed or vanished, 3 could not run.
     """
+    from archiver.clock import utc_now
     from archiver.collection.audit import audit_collection, parse_max_age
 
     with errors_to_exit(json_output):
-        age = parse_max_age(max_age)
+        try:
+            age = parse_max_age(max_age)
+            utc_now() - age  # a span reaching back before year 1 cannot be compared with dates
+        except (OverflowError, ValueError):
+            raise fail(f"--max-age {max_age!r} is too long (at most a few thousand years)", EXIT_USAGE) from None
         with progress_bar("auditing", enabled=not json_output) as on_progress:
             report = audit_collection(root, age, limit, processes, on_progress=on_progress)
+    warnings = event_log_warnings(root)
     if json_output:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "warnings": warnings})
     else:
         by_reason: dict[str, int] = {}
         for item in report.skipped:

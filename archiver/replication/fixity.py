@@ -44,7 +44,7 @@ class FileFault:
     kind: str  # missing | size-mismatch | checksum-mismatch | unreadable | extra
     message: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "kind": self.kind, "message": self.message}
 
 

@@ -1,7 +1,7 @@
 """Mirroring a collection: plan each bag, send what is missing in the safe
 order, read everything back against the manifest, write the receipt last.
 
-    >>> report = mirror_collection(Path("bags"), DirectoryTarget("/mnt/other/bags"))
+    >>> report = mirror_collection(Path("bags"), open_site("/mnt/other/bags"))
     >>> report.to_dict()["copied"]
     0
 
@@ -20,15 +20,16 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from archiver.bagit.reader import LocalBag
 from archiver.errors import StorageError, UsageError
 from archiver.collection.events import Event, append_events, events_path
-from archiver.replication.directory import DirectoryTarget, file_sizes
+from archiver.replication.directory import file_sizes
 from archiver.replication.fixity import Expected, FileFault, check_copy, reference_digests
 from archiver.replication.plan import SourceBag, algorithm_of, plan_bag
-from archiver.replication.target import MirrorTarget, make_receipt, missing_event_lines
+from archiver.replication.site import Site
+from archiver.replication.target import make_receipt, missing_event_lines
 
 ProgressCallback = Callable[..., None]
 EVENT_BATCH = 200
@@ -45,7 +46,7 @@ class BagResult:
     faults: list[FileFault] = field(default_factory=list)
     error: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"bag": self.bag, "status": self.status, "found": self.found,
                 "files_sent": self.files_sent, "bytes_sent": self.bytes_sent,
                 "faults": [f.to_dict() for f in self.faults], "error": self.error}
@@ -66,7 +67,7 @@ class MirrorReport:
     def ok(self) -> bool:
         return self.count("failed") == 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source, "target": self.target, "verify": self.verify,
             "ok": self.ok, "bags": len(self.bags),
@@ -101,7 +102,7 @@ def read_source_bag(bag_dir: Path) -> SourceBag:
     return SourceBag(bag_dir.name, files, tagmanifests)
 
 
-def _send(bag_dir: Path, target: MirrorTarget, name: str, paths: list[str],
+def _send(bag_dir: Path, target: Site, name: str, paths: list[str],
           delete: list[str], reference: dict[str, Expected]) -> tuple[int, int]:
     target.begin(name)
     sent = nbytes = 0
@@ -122,7 +123,7 @@ def _send(bag_dir: Path, target: MirrorTarget, name: str, paths: list[str],
     return sent, nbytes
 
 
-def mirror_bag(bag_dir: Path, target: MirrorTarget, verify: bool = True,
+def mirror_bag(bag_dir: Path, target: Site, verify: bool = True,
                source_location: str | None = None) -> BagResult:
     """Mirror one local bag to ``target``. Never raises for a bag-level
     failure: the result says ``failed`` with the reason."""
@@ -175,7 +176,7 @@ def _replication_event(result: BagResult, target: str) -> Event:
     return Event(type="replication", outcome=outcome, bag=result.bag, target=target, detail=detail)
 
 
-def mirror_events(root: Path, target: MirrorTarget) -> int:
+def mirror_events(root: Path, target: Site) -> int:
     """Append to the target's event log the source lines it lacks; return how many."""
     try:
         source_log = events_path(root).read_bytes()
@@ -200,7 +201,7 @@ def _folders(root: Path) -> list[Path]:
         raise StorageError(f"cannot list collection root {root}: {exc.strerror}") from exc
 
 
-def _triage(folders: list[Path], target: MirrorTarget) -> tuple[set[str], set[str]]:
+def _triage(folders: list[Path], target: Site) -> tuple[set[str], set[str]]:
     """(bags already present at the target, folders that are not bags)."""
     present, not_bags = set(), set()
     for folder in folders:
@@ -215,14 +216,14 @@ def _triage(folders: list[Path], target: MirrorTarget) -> tuple[set[str], set[st
     return present, not_bags
 
 
-def triage(folders: list[Path], target: MirrorTarget) -> tuple[set[str], set[str]]:
+def triage(folders: list[Path], target: Site) -> tuple[set[str], set[str]]:
     """Which folders hold bags already present at the target (no hashing),
     and which are not bags at all.
 
-    For a directory target this is a stat-and-compare walk over both trees;
+    For a local target this is a stat-and-compare walk over both trees;
     on a large collection it is split over the machine's cores."""
     processes = min(os.cpu_count() or 1, 4)
-    if not (isinstance(target, DirectoryTarget) and len(folders) >= PARALLEL_PLANNING
+    if not (target.parallel_planning and len(folders) >= PARALLEL_PLANNING
             and processes > 1 and "fork" in multiprocessing.get_all_start_methods()):
         return _triage(folders, target)
     chunks = [folders[i::processes] for i in range(processes)]
@@ -236,7 +237,7 @@ def triage(folders: list[Path], target: MirrorTarget) -> tuple[set[str], set[str
     return present, not_bags
 
 
-def mirror_collection(root: Path, target: MirrorTarget, verify: bool = True,
+def mirror_collection(root: Path, target: Site, verify: bool = True,
                       workers: int = 4, on_progress: ProgressCallback | None = None) -> MirrorReport:
     """Mirror every bag of the collection at ``root`` to ``target``, then its
     event log. A ``replication`` event per bag that was not already present is
@@ -248,9 +249,7 @@ def mirror_collection(root: Path, target: MirrorTarget, verify: bool = True,
     if (root / "bagit.txt").is_file():
         raise UsageError(f"{root} is a bag; mirror its collection root ({root.parent}) instead")
     target.check_reachable()
-    scan = getattr(target, "scan", None)
-    if scan is not None:
-        scan()
+    target.scan()
     folders = _folders(root)
     report = MirrorReport(str(root), target.location, verify)
     progress = on_progress or (lambda *a, **k: None)

@@ -27,6 +27,7 @@ with different bytes is found by the read-back verification and re-sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 TAGMANIFEST_PREFIX = "tagmanifest-"
 MANIFEST_PREFIX = "manifest-"
@@ -118,7 +119,7 @@ class MirrorPlan:
     def files_to_send(self) -> int:
         return sum(len(plan.send) for plan in self.bags)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "bags": len(self.bags),
             "present": self.count("present"),

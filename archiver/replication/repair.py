@@ -19,23 +19,17 @@ or repaired, gets its receipt back.
 
 from __future__ import annotations
 
-import os
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from archiver.bagit.verify import verify_bag
+from archiver.collection.events import Event
 from archiver.errors import StorageError
-from archiver.collection.events import Event, append_events
-from archiver.bagit.verify import looks_like_bag, verify_bag
-from archiver.replication import is_s3, make_client
-from archiver.replication.directory import DirectoryTarget
-from archiver.replication.fixity import Expected, FileFault, check_copy, reference_digests, stream_digest
+from archiver.replication.fixity import Expected, FileFault, Readable, check_copy, reference_digests, stream_digest
 from archiver.replication.plan import SourceBag, algorithm_of
-from archiver.replication.s3 import S3Target, parse_s3_url
+from archiver.replication.site import Site, SiteOptions, open_site
 from archiver.replication.target import make_receipt
-
-Site = DirectoryTarget | S3Target
 
 
 @dataclass
@@ -48,7 +42,7 @@ class BagRepair:
     valid_after: bool | None = None  # verify_bag's verdict after a repair
     message: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"bag": self.bag, "status": self.status,
                 "damaged": [f.to_dict() for f in self.damaged], "replaced": self.replaced,
                 "receipt_restored": self.receipt_restored, "valid_after": self.valid_after,
@@ -66,7 +60,7 @@ class RepairReport:
     def ok(self) -> bool:
         return all(b.status in ("intact", "repaired", "would-repair") for b in self.bags)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for b in self.bags:
             counts[b.status] = counts.get(b.status, 0) + 1
@@ -75,37 +69,16 @@ class RepairReport:
                 "results": [b.to_dict() for b in self.bags]}
 
 
-def _looks_like_s3_bag(listed: dict[str, dict], base: str) -> bool:
-    """Like ``verify.looks_like_bag``: bagit.txt, or data/ and a manifest (a
-    bag that lost its bagit.txt is still a bag, and one to repair)."""
-    names = {key[len(base):] for key in listed}
-    top = {n for n in names if "/" not in n}
-    return "bagit.txt" in top or (any(n.startswith("data/") for n in names)
-                                  and any(algorithm_of(n) for n in top))
-
-
-def open_site(location: str | Path, endpoint_url: str | None = None,
-              client: Any = None) -> tuple[Site, list[str] | None]:
-    """A collection root or one bag, as (site, [bag name]) or (site, None = every bag)."""
-    if is_s3(location):
-        client = client or make_client(endpoint_url)
-        bucket, prefix = parse_s3_url(str(location))
-        site = S3Target(client, str(location))
-        site.check_reachable()
-        if prefix and _looks_like_s3_bag(site.objects.list(prefix + "/"), prefix + "/"):
-            parent, _, name = prefix.rpartition("/")
-            return S3Target(client, f"s3://{bucket}/{parent}"), [name]
-        return site, None
-    path = Path(location)
-    if not path.is_dir():
-        raise StorageError(f"{path} is not a directory")
-    try:
-        os.listdir(path)  # an unreadable copy is "could not run" (exit 3), not "no copy" per bag
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
-    if looks_like_bag(path):
-        return DirectoryTarget(path.parent), [path.name]
-    return DirectoryTarget(path), None
+def open_side(location: str | Path, options: SiteOptions) -> tuple[Site, list[str] | None]:
+    """A collection root or one bag, as (site, [bag name]) or (site, None = every bag).
+    StorageError/TargetUnreachable (exit 3) when it cannot be read at all."""
+    site = open_site(location, options.endpoint_url, options.checksum_when_required, options.client)
+    site.check_readable()
+    one_bag = site.locate_bag()
+    if one_bag is not None:
+        parent, name = one_bag
+        return parent, [name]
+    return site, None
 
 
 def _tagmanifests(site: Site, name: str, files: dict[str, int]) -> dict[str, bytes]:
@@ -117,7 +90,7 @@ def _tagmanifests(site: Site, name: str, files: dict[str, int]) -> dict[str, byt
     return found
 
 
-def _matches(reader: Any, path: str, want: Expected) -> bool:
+def _matches(reader: Readable, path: str, want: Expected) -> bool:
     """Does ``path`` as read through ``reader`` match the manifest?"""
     try:
         digest, size = stream_digest(reader, path, want.algorithm)
@@ -201,31 +174,22 @@ def repair_bag(target: Site, name: str, source: Site, source_name: str, dry_run:
     return result
 
 
-def _log(target: Site, events: list[Event]) -> None:
-    if not events:
-        return
-    if isinstance(target, DirectoryTarget):
-        append_events(target.root, events)
-    else:
-        target.append_event_lines([e.to_json().encode("utf-8") for e in events])
-
-
 def repair(target_location: str | Path, source_location: str | Path, dry_run: bool = False,
            endpoint_url: str | None = None, client: Any = None,
-           on_progress: Callable[..., None] | None = None) -> RepairReport:
+           on_progress: Callable[..., None] | None = None,
+           checksum_when_required: bool = True) -> RepairReport:
     """Repair every damaged bag at ``target_location`` from ``source_location``.
 
     Raises StorageError/TargetUnreachable (exit 3) when either side cannot be
     read at all; per-bag outcomes are in the report."""
-    if is_s3(target_location) or is_s3(source_location):
-        client = client or make_client(endpoint_url)
-    target, target_names = open_site(target_location, endpoint_url, client)
-    source, source_names = open_site(source_location, endpoint_url, client)
+    options = SiteOptions(endpoint_url, checksum_when_required, client)
+    target, target_names = open_side(target_location, options)
+    source, source_names = open_side(source_location, options)
     names = target_names if target_names is not None else target.bag_names()
     is_mirror = target.keeps_receipts()
     report = RepairReport(str(target_location), str(source_location), dry_run)
     progress = on_progress or (lambda *a, **k: None)
-    events = []
+    events: list[Event] = []
     for done, name in enumerate(names, start=1):
         source_name = source_names[0] if source_names and len(source_names) == 1 else name
         try:
@@ -243,5 +207,5 @@ def repair(target_location: str | Path, source_location: str | Path, dry_run: bo
                                         "damaged": [f.to_dict() for f in result.damaged[:20]],
                                         "message": result.message}))
         progress(done, len(names), name)
-    _log(target, events)
+    target.log_events(events)
     return report

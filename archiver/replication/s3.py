@@ -1,7 +1,8 @@
 """S3-compatible object storage (AWS, SeaweedFS, Ceph RGW, MinIO) through boto3.
 
 ``S3Bag`` reads a bag in place, streaming, for ``verify`` (the ``BagReader``
-protocol); ``S3Target`` is a mirror target. Keys::
+protocol); ``S3Site`` is ``archiver.replication.site.Site`` for
+``s3://bucket/prefix`` (mirror target, repair source or target). Keys::
 
     <prefix>/<bag>/<path>                       the bag's files
     <prefix>/.archiver/receipts/<bag>.json      receipt, written last
@@ -19,13 +20,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, BinaryIO
+import re
+from typing import Any, BinaryIO, cast
 
-from archiver.bagit.reader import FileEntry
-from archiver.errors import StorageError, TargetUnreachable, UsageError
-from archiver.replication.plan import SourceBag, TargetBagState
+from archiver.bagit.reader import BagReader, FileEntry
+from archiver.collection.events import Event
+from archiver.errors import StorageError, TargetUnreachable, UsageError, redact_credentials
+from archiver.replication.plan import SourceBag, TargetBagState, algorithm_of
+from archiver.replication.site import Site
 from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR, joined_lines
 
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 SINGLE_PUT_LIMIT = 1 << 30  # above this, a multipart upload (boto3's managed transfer)
 
 
@@ -35,7 +40,14 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise UsageError(f"not an s3:// location: {url}")
     bucket, _, prefix = url[5:].partition("/")
     if not bucket:
-        raise UsageError(f"no bucket in {url} (expected s3://bucket/prefix)")
+        raise UsageError(f"no bucket in {redact_credentials(url)} (expected s3://bucket/prefix)")
+    if "@" in bucket:
+        raise UsageError(f"refusing {redact_credentials(url)}: S3 credentials never go in the URL; "
+                         "give them the usual AWS way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                         "~/.aws/credentials, an instance role)")
+    if not _BUCKET.match(bucket):
+        raise UsageError(f"{bucket!r} is not an S3 bucket name (letters, digits, '.', '-', '_'; "
+                         "expected s3://bucket/prefix)")
     return bucket, prefix.strip("/")
 
 
@@ -108,9 +120,9 @@ class S3Objects:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def list(self, prefix: str) -> dict[str, dict]:
+    def list(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Every object under ``prefix``: key → {"Size", "ETag"}."""
-        found: dict[str, dict] = {}
+        found: dict[str, dict[str, Any]] = {}
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
@@ -183,8 +195,9 @@ class S3Bag:
         return sorted((FileEntry(key[len(base):], meta["Size"]) for key, meta in listed.items()
                        if not key.endswith("/")), key=lambda e: e.path)
 
-    def open(self, path: str) -> _Body:
-        return self.objects.open(f"{self.prefix}/{path}")
+    def open(self, path: str) -> BinaryIO:
+        # _Body has what readers use of a binary file: read(n), close, a context manager.
+        return cast(BinaryIO, self.objects.open(f"{self.prefix}/{path}"))
 
 
 def find_s3_bags(client: Any, url: str) -> list[S3Bag]:
@@ -201,15 +214,17 @@ def find_s3_bags(client: Any, url: str) -> list[S3Bag]:
     return [S3Bag(client, bucket, base + name) for name in names if not name.startswith(".")]
 
 
-class S3Target:
-    """A mirror target ``s3://bucket/prefix``."""
+class S3Site:
+    """The site ``s3://bucket/prefix``."""
+
+    parallel_planning = False
 
     def __init__(self, client: Any, url: str) -> None:
         self.client = client
         self.bucket, self.prefix = parse_s3_url(url)
         self.objects = S3Objects(client, self.bucket)
         self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self._listing: dict[str, dict[str, dict]] | None = None
+        self._listing: dict[str, dict[str, dict[str, Any]]] | None = None
         self._receipts: set[str] = set()
 
     def _key(self, rel: str) -> str:
@@ -222,10 +237,22 @@ class S3Target:
             raise TargetUnreachable(f"S3 bucket {self.bucket} cannot be reached: {exc} "
                                     "(check --endpoint-url, credentials, and that the bucket exists)") from exc
 
+    def check_readable(self) -> None:
+        self.check_reachable()
+
+    def bag_readers(self) -> list[BagReader]:
+        return [*find_s3_bags(self.client, self.location)]
+
+    def locate_bag(self) -> tuple[Site, str] | None:
+        if self.prefix and _looks_like_s3_bag(self.objects.list(self.prefix + "/"), self.prefix + "/"):
+            parent, _, name = self.prefix.rpartition("/")
+            return S3Site(self.client, f"s3://{self.bucket}/{parent}"), name
+        return None
+
     def scan(self) -> None:
         """List the whole target once: bag files with sizes and ETags, receipts."""
         base = self._key("")
-        listing: dict[str, dict[str, dict]] = {}
+        listing: dict[str, dict[str, dict[str, Any]]] = {}
         receipts: set[str] = set()
         receipt_base = self._key(RECEIPTS_DIR + "/")
         for key, meta in self.objects.list(base).items():
@@ -250,7 +277,7 @@ class S3Target:
         return TargetBagState({p: m["Size"] for p, m in files.items()},
                               source.name in self._receipts, identical)
 
-    def _same_bytes(self, name: str, path: str, content: bytes, meta: dict | None) -> bool:
+    def _same_bytes(self, name: str, path: str, content: bytes, meta: dict[str, Any] | None) -> bool:
         if meta is None or meta["Size"] != len(content):
             return False
         etag = meta.get("ETag", "").strip('"')
@@ -268,7 +295,7 @@ class S3Target:
         """True when this target is a mirror (it holds at least one receipt)."""
         return bool(self.objects.list(self._key(RECEIPTS_DIR + "/")))
 
-    def reader(self, name: str) -> S3Bag:
+    def reader(self, name: str) -> BagReader:
         return S3Bag(self.client, self.bucket, self._key(name))
 
     def has_receipt(self, name: str) -> bool:
@@ -312,6 +339,9 @@ class S3Target:
         data = existing + joined_lines(existing, lines)
         self.objects.put(self._key(EVENTS_FILE), data, len(data))
 
+    def log_events(self, events: list[Event]) -> None:
+        self.append_event_lines([e.to_json().encode("utf-8") for e in events])
+
     # -- repair: stage under .archiver/staging, read back, copy into place -----------
     def _staging_key(self, name: str, path: str = "") -> str:
         return self._key(f".archiver/staging/{name}/{path}")
@@ -320,7 +350,7 @@ class S3Target:
         body = stream.read()
         self.objects.put(self._staging_key(name, path), body, len(body))
 
-    def staged_reader(self, name: str) -> S3Bag:
+    def staged_reader(self, name: str) -> BagReader:
         return S3Bag(self.client, self.bucket, self._staging_key(name).rstrip("/"))
 
     def swap(self, name: str, path: str) -> None:
@@ -330,3 +360,15 @@ class S3Target:
     def discard_staging(self, name: str) -> None:
         for key in self.objects.list(self._staging_key(name)):
             self.objects.delete(key)
+
+
+def _looks_like_s3_bag(listed: dict[str, dict[str, Any]], base: str) -> bool:
+    """Like ``verify.looks_like_bag``: bagit.txt, or data/ and a manifest (a
+    bag that lost its bagit.txt is still a bag, and one to repair)."""
+    names = {key[len(base):] for key in listed}
+    top = {n for n in names if "/" not in n}
+    return "bagit.txt" in top or (any(n.startswith("data/") for n in names)
+                                  and any(algorithm_of(n) for n in top))
+
+
+S3Target = S3Site  # the name mirror's callers and tests know

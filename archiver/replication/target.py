@@ -1,12 +1,5 @@
-"""What a mirror target is: the protocol directory and S3 targets implement,
-the receipt that marks a bag as mirrored, and merging event logs.
-
-Layout at a target (directory root or ``s3://bucket/prefix``)::
-
-    <bag>/...                          the bag, byte-identical to the source
-    <bag>.partial/...                  (directories only) a bag being copied
-    .archiver/receipts/<bag>.json      the receipt, written last
-    .archiver/events.jsonl             the source's event log, lines appended
+"""What makes a site a mirror: the receipt that marks a bag as mirrored, and
+merging event logs (the site layout is in ``site.py``).
 
 The receipt sits *beside* the bag, not in it, so the bag at the target stays
 byte-identical to the source and verifies exactly as it does at home. A bag
@@ -19,55 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import BinaryIO, Protocol
 
 from archiver import AGENT
 from archiver.clock import iso, utc_now
-from archiver.replication.fixity import Readable
-from archiver.replication.plan import SourceBag, TargetBagState
+from archiver.replication.plan import SourceBag
+from archiver.replication.site import Site
 
 RECEIPTS_DIR = ".archiver/receipts"
 EVENTS_FILE = ".archiver/events.jsonl"
 PARTIAL_SUFFIX = ".partial"
 
 
-class MirrorTarget(Protocol):
-    location: str
-
-    def check_reachable(self) -> None:
-        """Raise TargetUnreachable if the target cannot be used at all."""
-
-    def state(self, source: SourceBag) -> TargetBagState | None:
-        """What the target holds of this bag (None: nothing)."""
-
-    def begin(self, name: str) -> None:
-        """Remove the bag's receipt and get it ready to receive files."""
-
-    def put(self, name: str, path: str, stream: BinaryIO, size: int, sha256: str | None) -> None:
-        """Store one file of a bag being mirrored (atomic per file)."""
-
-    def delete(self, name: str, path: str) -> None: ...
-
-    def finish(self, name: str) -> None:
-        """Make the sent files durable and put the bag in its final place."""
-
-    def listing(self, name: str) -> dict[str, int]:
-        """Every file of the bag in its final place, with sizes."""
-
-    def reader(self, name: str) -> Readable: ...
-
-    def has_receipt(self, name: str) -> bool: ...
-
-    def write_receipt(self, name: str, data: bytes) -> None: ...
-
-    def delete_receipt(self, name: str) -> None: ...
-
-    def bag_names(self) -> list[str]:
-        """Bags (final places only) at the target."""
-
-    def read_event_log(self) -> bytes: ...
-
-    def append_event_lines(self, lines: list[bytes]) -> None: ...
+# A mirror target is any site (``site.Site``); the old name stays for callers.
+MirrorTarget = Site
 
 
 def make_receipt(source: SourceBag, source_location: str, files: int, nbytes: int) -> bytes:
