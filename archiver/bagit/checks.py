@@ -26,6 +26,7 @@ from itertools import filterfalse
 from operator import attrgetter
 from typing import Any
 
+from archiver.bagit.timestamp import TIMESTAMP_FILE
 from archiver.bagit.parse import (
     MANIFEST_NAME, TAG_MANIFEST_NAME, FetchEntry, casefold_key, hash_name, normalised_key,
     parse_fetch, parse_manifest_map,
@@ -302,7 +303,8 @@ def _check_tag_manifests(check: Any, present: dict[str, FileEntry], payload_mani
                 out.add("tag-manifest-incomplete", tag.name,
                         f"{tag.name} does not list {manifest.name} (RFC 8493 §2.2.1: every tag manifest "
                         "lists every payload manifest)")
-    tag_files = [p for p in present if not p.startswith("data/") and not TAG_MANIFEST_NAME.match(p)]
+    tag_files = [p for p in present if not p.startswith("data/") and not TAG_MANIFEST_NAME.match(p)
+                 and p != TIMESTAMP_FILE]  # a token covers the tag manifests: none can list it
     if not tag_manifests:
         out.add("tag-manifest-missing", "tagmanifest-<algorithm>.txt",
                 "the bag has no tag manifest, so bagit.txt, bag-info.txt and the manifests are unprotected",

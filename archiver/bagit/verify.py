@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from archiver.bagit.timestamp import PROBLEM_CODES as TIMESTAMP_PROBLEMS
+from archiver.bagit.timestamp import WARNING_CODES as TIMESTAMP_WARNINGS, check_stored_token
 from archiver.bagit.parse import (
     MANIFEST_NAME, TAG_MANIFEST_NAME, Finding, ManifestEntry, lookup_encoding, parse_bagit_txt,
     parse_manifest, parse_oxum, parse_tag_file,
@@ -83,6 +85,7 @@ PROBLEM_CODES = {
     "fetch-not-in-manifest": "a fetch.txt path is not in any payload manifest",
     "fetch-length-mismatch": "a fetched file's size differs from fetch.txt",
     "problems-truncated": "more problems of one code than are listed",
+    **TIMESTAMP_PROBLEMS,
 }
 WARNING_CODES = {
     "md5sum-binary-marker": "manifest line in md5sum's '*path' form",
@@ -97,6 +100,7 @@ WARNING_CODES = {
     "tag-label-whitespace": "(before 1.0) a label has surrounding whitespace",
     "tag-blank-line": "a blank line in bag-info.txt",
     "tag-file-bom": "a UTF-8 tag file starts with a byte-order mark",
+    **TIMESTAMP_WARNINGS,
 }
 
 
@@ -120,11 +124,12 @@ class BagReport:
     version: str | None = None
     files: int = 0
     bytes: int = 0
+    timestamp: dict | None = None  # the RFC 3161 token's check (archiver.bagit.timestamp), if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.location, "valid": self.valid, "mode": self.mode, "version": self.version,
-            "files": self.files, "bytes": self.bytes,
+            "files": self.files, "bytes": self.bytes, "timestamp": self.timestamp,
             "problems": [p.to_dict() for p in self.problems],
             "warnings": [w.to_dict() for w in self.warnings],
         }
@@ -180,12 +185,14 @@ class _Collector:
 
 
 def verify_bag(bag: Path | str | BagReader, mode: str = "full", processes: int | None = None,
-               on_progress: Callable[..., None] | None = None) -> BagReport:
+               on_progress: Callable[..., None] | None = None, tsa_ca: bytes | None = None) -> BagReport:
     """Check one bag; see the module docstring. StorageError if it cannot be read at all."""
     if mode not in MODES:
         raise UsageError(f"unknown verify mode {mode!r}; use one of {', '.join(MODES)}")
     reader: BagReader = LocalBag(Path(bag)) if isinstance(bag, (str, Path)) else bag
-    return _BagCheck(reader, mode, processes, on_progress).run()
+    check = _BagCheck(reader, mode, processes, on_progress)
+    check.tsa_ca = tsa_ca  # PEM roots for RFC 3161 tokens (archiver.bagit.timestamp)
+    return check.run()
 
 
 class _BagCheck:
@@ -201,6 +208,7 @@ class _BagCheck:
         self.payload_files = 0
         self.payload_bytes = 0
         self.sizes: dict[str, int] = {}  # filled by hashing when files were listed without sizes
+        self.tsa_ca: bytes | None = None
 
     # -- the whole check -------------------------------------------------
 
@@ -218,9 +226,12 @@ class _BagCheck:
         else:
             self._count_payload(files, sizes)
         self._check_oxum(info)
+        stamp = check_stored_token(self.reader, self.tsa_ca, self.out.add)
         self.out.finish()
-        return BagReport(self.reader.location, not self.out.problems, self.mode, self.out.problems,
-                         self.out.warnings, self.version, self.payload_files, self.payload_bytes)
+        report = BagReport(self.reader.location, not self.out.problems, self.mode, self.out.problems,
+                           self.out.warnings, self.version, self.payload_files, self.payload_bytes)
+        report.timestamp = stamp
+        return report
 
     def _list_files(self) -> list[FileEntry] | None:
         if not isinstance(self.reader, LocalBag):

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 from archiver import __version__
 from archiver.capture.attachments import DEFAULT_ATTACHMENT_MAX_BYTES, FetchedAttachments, fetch_attachments
 from archiver.bagit.write import write_bag
+from archiver.capture.timestamp_client import stamp_bag
 from archiver.capture.charset import decode_document
 from archiver.collection.root import list_bag_dirs, open_collection
 from archiver.durable import held_by_a_live_writer, release_temp_dir
@@ -60,6 +61,7 @@ class SnapshotOptions:
     # (default: every link); it may add links the page lacks (an amusewiki text's .muse).
     choose_attachments: Callable[[str, list[dict]], list[dict]] | None = None
     fetcher: Fetcher | None = None             # sync: the fetcher its discovery used (one throttle, one robots.txt)
+    timestamp_url: str | None = None           # an RFC 3161 TSA to stamp each new bag (capture/timestamp_client.py)
 
 
 @dataclass
@@ -127,7 +129,7 @@ def snapshot(sources: list[str], options: SnapshotOptions,
     # Attachments are fetched after extraction, with the batch's fetcher (its
     # per-host delay), so that work stays in this process.
     processes = 0 if options.with_attachments else _process_count(len(sources))
-    builder = _Builder(root, collection_id, options.organization, processes,
+    builder = _Builder(root, collection_id, options.organization, processes, options.timestamp_url,
                        (fetcher, options.attachment_max_bytes, options.choose_attachments)
                        if options.with_attachments else None)
     results: list[SourceResult | None] = [None] * len(sources)
@@ -175,8 +177,9 @@ class _Builder:
     """Runs build jobs inline or in a process pool forked before any thread starts."""
 
     def __init__(self, root: Path, collection_id: str, organization: str, processes: int,
+                 timestamp_url: str | None = None,
                  attachments: tuple[Fetcher, int, Callable | None] | None = None) -> None:
-        self.context = (root, collection_id, organization)
+        self.context = (root, collection_id, organization, timestamp_url)
         self.attachments = attachments
         self.pool: ProcessPoolExecutor | None = None
         if processes:
@@ -234,7 +237,7 @@ def _conditional_headers(prior: PreviousCapture | None) -> dict[str, str] | None
     return headers or None
 
 
-def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
+def _build(job: _BuildJob, root: Path, collection_id: str, organization: str, timestamp_url: str | None = None,
            attachments: tuple[Fetcher, int, Callable | None] | None = None) -> tuple[SourceResult, Path | None]:
     """Decode, extract, render the WARC and write the bag (runs in a worker)."""
     source, url, prior = job.source, job.url, job.prior
@@ -247,14 +250,15 @@ def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
                 material.attachments = fetch_attachments(fetcher, links, cap)
                 material.warc = capture_to_warc(job.capture, attachments=material.attachments.captures)
         return bag_unless_unchanged(root, source, material, prior, collection_id, organization,
-                                    name=job.name, update_catalogue=False)
+                                    name=job.name, update_catalogue=False, timestamp_url=timestamp_url)
     except Exception as exc:  # noqa: BLE001 - one source's bug must not end the batch
         return failed_result(root, source, url, exc), None
 
 
 def bag_unless_unchanged(root: Path, source: str, material: CaptureMaterial, prior: PreviousCapture | None,
                          collection_id: str, organization: str, name: str | None = None,
-                         update_catalogue: bool = True) -> tuple[SourceResult, Path | None]:
+                         update_catalogue: bool = True,
+                         timestamp_url: str | None = None) -> tuple[SourceResult, Path | None]:
     """Write the capture's bag, unless its canonical text is the last capture's
     (then log an ``unchanged`` event and write nothing)."""
     title = material.extraction.text.title
@@ -263,7 +267,7 @@ def bag_unless_unchanged(root: Path, source: str, material: CaptureMaterial, pri
         return SourceResult(source, "unchanged", bag=prior.bag, url=material.url, final_url=material.final_url,
                             title=title, reason="canonical text unchanged"), None
     bag_dir = write_capture_bag(root, material, collection_id, organization, name=name,
-                                update_catalogue=update_catalogue)
+                                update_catalogue=update_catalogue, timestamp_url=timestamp_url)
     return SourceResult(source, "captured", bag=bag_dir.name, url=material.url, final_url=material.final_url,
                         title=title), bag_dir
 
@@ -332,7 +336,8 @@ def _sniff_type(body: bytes) -> str:
 
 
 def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str, organization: str,
-                      name: str | None = None, update_catalogue: bool = True) -> Path:
+                      name: str | None = None, update_catalogue: bool = True,
+                      timestamp_url: str | None = None) -> Path:
     """Write one bag for a capture, log its ``capture`` event, update the catalogue.
 
     ``name`` is a bag name reserved by the caller; by default one is chosen
@@ -378,18 +383,22 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
     }
     # The bag stays held (flock) until its capture event is written, so that a concurrent
     # run does not take it for a bag a crash left unrecorded (see record_unlogged_bags).
+    # With a TSA, the built bag is stamped before its rename; a failed stamp leaves it unstamped.
+    stamped: dict = {}
+    stamp = (lambda tmp: stamped.update(stamp_bag(tmp, timestamp_url))) if timestamp_url else None
     if name is None:
         with BagNames(root).reserve(slug_for(material.final_url, canonical_text.title),
                                     material.retrieved) as reserved:
-            bag_dir = write_bag(root, reserved, payload, info, keep_held=True)
+            bag_dir = write_bag(root, reserved, payload, info, keep_held=True, before_publish=stamp)
     else:
-        bag_dir = write_bag(root, name, payload, info, keep_held=True)
+        bag_dir = write_bag(root, name, payload, info, keep_held=True, before_publish=stamp)
     try:
         append_event(root, Event(type="capture", outcome="success", bag=bag_dir.name, detail={
             "url": material.url, "final_url": material.final_url, "text_sha256": text_sha,
             "etag": material.etag, "last_modified": material.last_modified,
             "extractor_version": material.extraction.extractor_version,
             "derived_from": material.derived_from,
+            **({"timestamp": stamped} if stamped else {}),
         }))
     finally:
         release_temp_dir(bag_dir)

@@ -9,6 +9,7 @@ import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
                                  emit_json, err, errors_to_exit, fail, one_line, out, progress_bar)
+from archiver.cli.trust import read_tsa_ca
 from archiver.errors import ArchiverError
 
 
@@ -31,6 +32,9 @@ def _print_bag_report(report: Any) -> None:
                   markup=False)
     else:
         out.print(f"BAD  {location}: {bad}: {len(report.problems)} problem(s){version}", markup=False)
+    if report.timestamp:
+        stamp = report.timestamp
+        out.print(f"     time-stamp {stamp['status']}: {one_line(stamp['message'] or '')}", markup=False)
     for problem in report.problems:
         out.print(f"     error    {problem.code}  {one_line(problem.path)}: {one_line(problem.message)}",
                   markup=False)
@@ -51,6 +55,9 @@ def verify(
                                             help="Hashing processes (default: one per core)."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
                                                help="S3 endpoint for s3:// paths (SeaweedFS, Ceph RGW, MinIO)."),
+    tsa_ca: Optional[Path] = typer.Option(None, "--tsa-ca", metavar="FILE",
+                                          help="PEM certificate(s) of the Time-Stamp Authority's CA: check "
+                                               "the signature of RFC 3161 tokens (without it: not checked)."),
     json_output: bool = JsonOption,
 ) -> None:
     """Verify bags strictly by RFC 8493 (BagIt 0.93 - 1.0); report every problem, by file.
@@ -63,6 +70,8 @@ def verify(
     if fast and completeness_only:
         raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
     mode = "fast" if fast else "completeness" if completeness_only else "full"
+    with errors_to_exit(json_output):
+        ca_pem = read_tsa_ca(tsa_ca)
     reports: list[Any] = []
     errors: list[dict[str, str]] = []
 
@@ -90,7 +99,7 @@ def verify(
             label = getattr(bag, "name", None) or str(getattr(bag, "location", bag)).rsplit("/", 1)[-1]
             try:
                 with progress_bar(f"verifying {label}", enabled=not json_output) as on_progress:
-                    report = verify_bag(bag, mode, processes, on_progress)
+                    report = verify_bag(bag, mode, processes, on_progress, tsa_ca=ca_pem)
             except ArchiverError as exc:
                 could_not_read(bag, str(exc))
                 continue
