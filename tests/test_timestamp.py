@@ -231,3 +231,14 @@ def test_a_manifest_timestamp_url_must_be_http(tmp_path):
                         '[[sources]]\nurl = "https://example.org/a"\n')
     with pytest.raises(ManifestError, match="timestamp_url must be an http"):
         load_manifest(manifest)
+
+
+def test_a_mirrored_stamped_bag_keeps_a_verifiable_token(tmp_path, tsa):
+    from archiver.replication import mirror_collection, open_target
+
+    root, [bag] = capture(tmp_path, tsa.url)
+    report = mirror_collection(root, open_target(tmp_path / "copy"))
+    assert report.ok and report.count("mirrored") == 1
+    copied = tmp_path / "copy" / bag.name
+    assert (copied / TIMESTAMP_FILE).read_bytes() == (bag / TIMESTAMP_FILE).read_bytes()
+    assert verify_bag(copied, tsa_ca=tsa.ca.read_bytes()).timestamp["status"] == "verified"
