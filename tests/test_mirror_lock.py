@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,20 @@ def test_of_two_lock_attempts_in_one_process_only_one_wins(tmp_path, s3_server):
     one.release()
     two.acquire()
     two.release()
+
+
+def test_a_live_run_renews_its_lease_so_it_is_never_taken_for_stale(tmp_path, where):
+    target, endpoint = where
+    root = tmp_path / "bags"
+    make_bags(root, 1)
+    short = {**env(), "ARCHIVER_MIRROR_LEASE": "1.5"}
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, target, endpoint or ""], cwd=REPO, env=short,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        time.sleep(4)  # well past the first lease: only renewals keep it
+        refused = subprocess.run(mirror_cmd(root, target, endpoint), cwd=REPO, env=short,
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+    finally:
+        release(proc)

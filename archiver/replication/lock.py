@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from archiver.clock import iso, parse_iso, utc_now
-from archiver.errors import StorageError
+from archiver.errors import StorageError, UsageError
 
 LOCK_FILE = ".archiver/mirror.lock"
 LEASE_SECONDS = 120.0
@@ -321,8 +321,16 @@ class S3Lock(_Lock):
                 log.warning("cannot remove the mirror lock at %s: %s", self.location, exc)
 
 
-def lock_for(target: Any, lease: float = LEASE_SECONDS) -> _Lock:
-    """The mirror lock of a DirectoryTarget or S3Target."""
+def lock_for(target: Any, lease: float | None = None) -> _Lock:
+    """The mirror lock of a DirectoryTarget or S3Target; the lease defaults to
+    ``ARCHIVER_MIRROR_LEASE`` seconds from the environment, else LEASE_SECONDS."""
+    if lease is None:
+        try:
+            lease = float(os.environ.get("ARCHIVER_MIRROR_LEASE", LEASE_SECONDS))
+        except ValueError:
+            raise UsageError("ARCHIVER_MIRROR_LEASE must be a number of seconds") from None
+        if not lease > 0:
+            raise UsageError("ARCHIVER_MIRROR_LEASE must be a positive number of seconds")
     if hasattr(target, "client") and hasattr(target, "bucket"):
         return S3Lock(target.client, target.bucket, target.prefix, lease)
     return DirectoryLock(Path(target.root), lease)
@@ -333,7 +341,7 @@ def lock_target(target: Any, wait: float = 0.0, lease: float | None = None,
                 on_wait: Callable[[dict], None] | None = None) -> Iterator[_Lock]:
     """Hold ``target``'s mirror lock for the body; raise MirrorLocked if another
     live run holds it after ``wait`` seconds."""
-    lock = lock_for(target, lease or float(os.environ.get("ARCHIVER_MIRROR_LEASE", LEASE_SECONDS)))
+    lock = lock_for(target, lease)
     lock.acquire(wait, on_wait)
     try:
         yield lock
