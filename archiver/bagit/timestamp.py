@@ -174,14 +174,15 @@ def check_stored_token(reader: Any, ca_pem: bytes | None, add: Callable[..., Non
     except (OSError, ArchiverError) as exc:
         add("timestamp-malformed", TIMESTAMP_FILE, f"{TIMESTAMP_FILE} cannot be read: {exc}")
         return {"file": TIMESTAMP_FILE, "status": "invalid", "time": None, "tsa": None, "message": str(exc)}
-    digest: bytes | None = hashlib.sha512()
+    hasher = hashlib.sha512()
+    digest: bytes | None = None
     try:
         with reader.open(STAMPED_MANIFEST) as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)  # type: ignore[union-attr]
-        digest = digest.digest()  # type: ignore[union-attr]
+                hasher.update(chunk)
+        digest = hasher.digest()
     except (OSError, ArchiverError):
-        digest = None
+        pass  # absent or unreadable: the token then stamps nothing this bag holds
     result = check_token(token, digest, ca_pem)
     if result.code:
         add(result.code, TIMESTAMP_FILE, result.message, error=result.is_problem)
