@@ -242,3 +242,15 @@ def test_a_mirrored_stamped_bag_keeps_a_verifiable_token(tmp_path, tsa):
     copied = tmp_path / "copy" / bag.name
     assert (copied / TIMESTAMP_FILE).read_bytes() == (bag / TIMESTAMP_FILE).read_bytes()
     assert verify_bag(copied, tsa_ca=tsa.ca.read_bytes()).timestamp["status"] == "verified"
+
+
+def test_audit_checks_tokens_and_logs_the_attested_time(tmp_path, tsa):
+    root, [bag] = capture(tmp_path, tsa.url)
+    runner = CliRunner()
+    done = runner.invoke(app, ["audit", "--root", str(root), "--max-age", "0h", "--tsa-ca", str(tsa.ca), "--json"])
+    assert done.exit_code == 0, done.output
+    [fixity] = [e for e in read_events(root).events if e.type == "fixity"]
+    assert fixity.outcome == "success" and fixity.detail["timestamp"]["status"] == "verified"
+    (bag / STAMPED_MANIFEST).write_bytes((bag / STAMPED_MANIFEST).read_bytes() + b"\n")
+    failed = runner.invoke(app, ["audit", "--root", str(root), "--max-age", "0h", "--tsa-ca", str(tsa.ca), "--json"])
+    assert failed.exit_code == 1 and "timestamp-mismatch" in failed.stdout

@@ -15,6 +15,11 @@ TimestampUrlOption = typer.Option(
          "(token kept as tagmanifest-sha512.txt.tsr). A TSA failure leaves the bag unstamped, "
          "said in its capture event.")
 
+TsaCaOption = typer.Option(
+    None, "--tsa-ca", metavar="FILE",
+    help="PEM certificate(s) of the Time-Stamp Authority's CA: check the signature of RFC 3161 "
+         "tokens (without it the signature is NOT checked, and a warning says so).")
+
 
 def read_tsa_ca(path: Optional[Path]) -> bytes | None:
     """The PEM bytes of --tsa-ca; UsageError (exit 2) naming the file if unusable."""

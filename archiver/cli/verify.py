@@ -9,7 +9,7 @@ import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
                                  emit_json, err, errors_to_exit, fail, one_line, out, progress_bar)
-from archiver.cli.trust import read_tsa_ca
+from archiver.cli.trust import TsaCaOption, read_tsa_ca
 from archiver.errors import ArchiverError
 
 
@@ -55,9 +55,7 @@ def verify(
                                             help="Hashing processes (default: one per core)."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
                                                help="S3 endpoint for s3:// paths (SeaweedFS, Ceph RGW, MinIO)."),
-    tsa_ca: Optional[Path] = typer.Option(None, "--tsa-ca", metavar="FILE",
-                                          help="PEM certificate(s) of the Time-Stamp Authority's CA: check "
-                                               "the signature of RFC 3161 tokens (without it: not checked)."),
+    tsa_ca: Optional[Path] = TsaCaOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Verify bags strictly by RFC 8493 (BagIt 0.93 - 1.0); report every problem, by file.
@@ -122,6 +120,7 @@ def audit(
     max_age: str = typer.Option("90d", "--max-age", help="Re-verify bags not checked for this long (90d, 12h, 2w)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Verify at most N bags this run."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Hashing processes per bag."),
+    tsa_ca: Optional[Path] = TsaCaOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Fully verify the bags least recently checked, log a fixity event for each, print one summary.
@@ -133,8 +132,9 @@ def audit(
 
     with errors_to_exit(json_output):
         age = parse_max_age(max_age)
+        ca_pem = read_tsa_ca(tsa_ca)
         with progress_bar("auditing", enabled=not json_output) as on_progress:
-            report = audit_collection(root, age, limit, processes, on_progress=on_progress)
+            report = audit_collection(root, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
     if json_output:
         emit_json(report.to_dict())
     else:

@@ -101,8 +101,9 @@ def plan_audit(on_disk: list[str], events: list[Event], now: datetime, max_age: 
 
 def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit: int | None = None,
                      processes: int | None = None, now: datetime | None = None,
-                     on_progress: Callable[..., None] | None = None) -> AuditReport:
-    """Verify the bags of ``root`` that are due, log a fixity event for each; see the module doc."""
+                     on_progress: Callable[..., None] | None = None, tsa_ca: bytes | None = None) -> AuditReport:
+    """Verify the bags of ``root`` that are due, log a fixity event for each; see the module doc.
+    ``tsa_ca``: PEM roots to check RFC 3161 tokens' signatures (archiver.bagit.timestamp)."""
     root = Path(root)
     if not root.is_dir():
         raise StorageError(f"collection root {root} does not exist or is not a folder")
@@ -122,7 +123,7 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
         if on_progress:
             on_progress(index, len(plan.due), bag)
         try:
-            bag_report = verify_bag(root / bag, "full", processes)
+            bag_report = verify_bag(root / bag, "full", processes, tsa_ca=tsa_ca)
         except StorageError as exc:
             report.failed.append({"bag": bag, "files": [], "problems": [
                 {"code": "bag-unreadable", "path": "", "message": str(exc)}]})
@@ -146,6 +147,8 @@ def _problem_files(report: BagReport) -> list[str]:
 def _fixity_event(bag: str, report: BagReport) -> Event:
     detail: dict[str, Any] = {"mode": report.mode, "algorithm": "all manifests", "file_count": report.files,
                               "bytes": report.bytes, "warnings": len(report.warnings)}
+    if report.timestamp:
+        detail["timestamp"] = report.timestamp
     if report.valid:
         return Event("fixity", "success", bag=bag, detail=detail)
     files = _problem_files(report)
