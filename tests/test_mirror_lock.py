@@ -173,3 +173,19 @@ def test_a_live_run_renews_its_lease_so_it_is_never_taken_for_stale(tmp_path, wh
         assert refused.returncode == 3, refused.stdout + refused.stderr
     finally:
         release(proc)
+
+
+def test_a_run_never_removes_a_lock_that_is_no_longer_its_own(tmp_path, s3_server):
+    client, bucket = s3_server.client(), s3_server.new_bucket()
+    mine = S3Lock(client, bucket, "p", lease=60)
+    mine.acquire()
+    key = f"p/{LOCK_FILE}"
+    client.put_object(Bucket=bucket, Key=key, Body=b'{"run_id": "someone-else"}')  # taken over meanwhile
+    mine.release()
+    assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["run_id"] == "someone-else"
+    theirs = DirectoryLock(tmp_path, lease=60)
+    theirs.acquire()
+    (tmp_path / LOCK_FILE).unlink()
+    (tmp_path / LOCK_FILE).write_text('{"run_id": "someone-else"}')
+    theirs.release()
+    assert "someone-else" in (tmp_path / LOCK_FILE).read_text()

@@ -313,11 +313,26 @@ class S3Lock(_Lock):
         self.etag = etag
 
     def _release(self) -> None:
-        holder, etag = self._holder()
+        """Delete the lock object only if it is still the version we wrote
+        (``If-Match``); a store without conditional deletes gets a check-then-delete."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag or "")
+            return
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NotImplemented", "InvalidArgument"):
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
+                    log.warning("cannot remove the mirror lock at %s: %s", self.location, exc)
+                return  # 412: another run's lock now; leave it
+        except Exception as exc:  # the lease then expires on its own
+            log.warning("cannot remove the mirror lock at %s: %s", self.location, exc)
+            return
+        holder, _ = self._holder()
         if holder.get("run_id") == self.owner["run_id"]:
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=self.key)
-            except Exception as exc:  # the lease then expires on its own
+            except Exception as exc:
                 log.warning("cannot remove the mirror lock at %s: %s", self.location, exc)
 
 
