@@ -203,6 +203,8 @@ def test_a_failing_tsa_leaves_the_bag_unstamped_never_the_batch(tmp_path, tsa, m
     assert all(not (b / TIMESTAMP_FILE).exists() for b in bags)
     for event in stamp_events(root):
         assert event["stamped"] is False and reason in event["reason"], event
+    results = snapshot([str(tmp_path / "page0.html")], SnapshotOptions(root=root, timestamp_url=url, force=True))
+    assert results[0].outcome == "captured" and reason in results[0].timestamp["reason"]
     assert all(verify_bag(b).valid and verify_bag(b).timestamp is None for b in bags)
 
 
@@ -216,7 +218,9 @@ def test_cli_snapshot_and_verify_with_a_manifest_timestamp_url(tmp_path, tsa):
     root = tmp_path / "bags"
     made = runner.invoke(app, ["snapshot", "--manifest", str(manifest), "--root", str(root), "--json"])
     assert made.exit_code == 0, made.output
-    bag = root / json.loads(made.stdout)["sources"][0]["bag"]
+    [source] = json.loads(made.stdout)["sources"]
+    assert source["timestamp"]["stamped"] is True
+    bag = root / source["bag"]
     checked = runner.invoke(app, ["verify", str(bag), "--tsa-ca", str(tsa.ca), "--json"])
     assert checked.exit_code == 0, checked.output
     [report] = json.loads(checked.stdout)["bags"]

@@ -74,6 +74,7 @@ class SourceResult:
     title: str | None = None
     reason: str | None = None
     exit_code: int = 0
+    timestamp: dict | None = None             # with --timestamp-url: the stamping outcome (as in the event)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -266,10 +267,12 @@ def bag_unless_unchanged(root: Path, source: str, material: CaptureMaterial, pri
         _log_unchanged(root, material.url, prior, "canonical text unchanged", material)
         return SourceResult(source, "unchanged", bag=prior.bag, url=material.url, final_url=material.final_url,
                             title=title, reason="canonical text unchanged"), None
+    stamped: dict = {}
     bag_dir = write_capture_bag(root, material, collection_id, organization, name=name,
-                                update_catalogue=update_catalogue, timestamp_url=timestamp_url)
+                                update_catalogue=update_catalogue, timestamp_url=timestamp_url,
+                                stamp_outcome=stamped)
     return SourceResult(source, "captured", bag=bag_dir.name, url=material.url, final_url=material.final_url,
-                        title=title), bag_dir
+                        title=title, timestamp=stamped or None), bag_dir
 
 
 def failed_result(root: Path, source: str, url: str, exc: Exception) -> SourceResult:
@@ -337,7 +340,7 @@ def _sniff_type(body: bytes) -> str:
 
 def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str, organization: str,
                       name: str | None = None, update_catalogue: bool = True,
-                      timestamp_url: str | None = None) -> Path:
+                      timestamp_url: str | None = None, stamp_outcome: dict | None = None) -> Path:
     """Write one bag for a capture, log its ``capture`` event, update the catalogue.
 
     ``name`` is a bag name reserved by the caller; by default one is chosen
@@ -384,7 +387,7 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
     # The bag stays held (flock) until its capture event is written, so that a concurrent
     # run does not take it for a bag a crash left unrecorded (see record_unlogged_bags).
     # With a TSA, the built bag is stamped before its rename; a failed stamp leaves it unstamped.
-    stamped: dict = {}
+    stamped: dict = {} if stamp_outcome is None else stamp_outcome
     stamp = (lambda tmp: stamped.update(stamp_bag(tmp, timestamp_url))) if timestamp_url else None
     if name is None:
         with BagNames(root).reserve(slug_for(material.final_url, canonical_text.title),

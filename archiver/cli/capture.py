@@ -83,6 +83,8 @@ def snapshot(
         for r in results:
             if r.outcome == "captured":
                 out.print(f"captured   {r.source} -> {root / r.bag}", markup=False)
+                if r.timestamp and not r.timestamp["stamped"]:
+                    err.print(f"unstamped  {r.bag}: {r.timestamp['reason']}", markup=False)
             elif r.outcome == "unchanged":
                 out.print(f"unchanged  {r.source} ({r.reason}; last bag {r.bag})", markup=False)
             else:
