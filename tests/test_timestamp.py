@@ -18,6 +18,8 @@ import bagit
 import pytest
 from typer.testing import CliRunner
 
+from s3fixture import s3_server  # noqa: F401  (fixture)
+
 from archiver.bagit.timestamp import STAMPED_MANIFEST, TIMESTAMP_FILE
 from archiver.bagit.verify import verify_bag
 from archiver.capture import timestamp_client
@@ -258,3 +260,15 @@ def test_audit_checks_tokens_and_logs_the_attested_time(tmp_path, tsa):
     (bag / STAMPED_MANIFEST).write_bytes((bag / STAMPED_MANIFEST).read_bytes() + b"\n")
     failed = runner.invoke(app, ["audit", "--root", str(root), "--max-age", "0h", "--tsa-ca", str(tsa.ca), "--json"])
     assert failed.exit_code == 1 and "timestamp-mismatch" in failed.stdout
+
+
+def test_a_stamped_bag_verifies_in_place_on_s3(tmp_path, tsa, s3_server):
+    from archiver.replication import mirror_collection, open_target
+
+    root, [bag] = capture(tmp_path, tsa.url)
+    url = f"s3://{s3_server.new_bucket()}/copy"
+    assert mirror_collection(root, open_target(url, s3_server.endpoint_url)).ok
+    checked = CliRunner().invoke(app, ["verify", f"{url}/{bag.name}", "--tsa-ca", str(tsa.ca), "--json",
+                                       "--endpoint-url", s3_server.endpoint_url])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["bags"][0]["timestamp"]["status"] == "verified"

@@ -162,10 +162,14 @@ def _name(info) -> str | None:
     return None if name is None else str(getattr(name, "value", name))
 
 
-def check_stored_token(reader: Any, ca_pem: bytes | None, add: Callable[..., None]) -> dict | None:
+def check_stored_token(reader: Any, ca_pem: bytes | None, add: Callable[..., None],
+                       names: set[str] | None = None) -> dict | None:
     """Verify's part: check the bag's token, if it has one, through ``reader``
     (a BagReader); ``add(code, path, message, error=...)`` takes the finding.
+    ``names``: the bag's files when already listed (spares a request on S3).
     Returns what the report shows under ``timestamp`` (None: no token)."""
+    if names is not None and TIMESTAMP_FILE not in names:
+        return None
     try:
         with reader.open(TIMESTAMP_FILE) as stream:
             token = stream.read(MAX_TOKEN + 1)

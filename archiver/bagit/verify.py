@@ -226,7 +226,7 @@ class _BagCheck:
         else:
             self._count_payload(files, sizes)
         self._check_oxum(info)
-        stamp = check_stored_token(self.reader, self.tsa_ca, self.out.add)
+        stamp = check_stored_token(self.reader, self.tsa_ca, self.out.add, names)
         self.out.finish()
         report = BagReport(self.reader.location, not self.out.problems, self.mode, self.out.problems,
                            self.out.warnings, self.version, self.payload_files, self.payload_bytes)
