@@ -272,3 +272,18 @@ def test_a_stamped_bag_verifies_in_place_on_s3(tmp_path, tsa, s3_server):
                                        "--endpoint-url", s3_server.endpoint_url])
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.stdout)["bags"][0]["timestamp"]["status"] == "verified"
+
+
+def test_sync_stamps_with_its_option_over_the_manifest(tmp_path, tsa):
+    page = tmp_path / "page.html"
+    page.write_text(PAGE.format("Kept in sync, stamped."))
+    manifest = tmp_path / "c.toml"
+    manifest.write_text('[collection]\nid = "c"\ntimestamp_url = "http://127.0.0.1:9/unused"\n\n'
+                        f'[[sources]]\nurl = "{page.as_uri()}"\n')
+    root = tmp_path / "bags"
+    done = CliRunner().invoke(app, ["sync", str(manifest), "--root", str(root), "--timestamp-url", tsa.url,
+                                    "--json"])
+    assert done.exit_code == 0, done.output
+    [stamp] = stamp_events(root)
+    assert stamp["stamped"] is True and stamp["tsa_url"] == tsa.url
+    assert verify_bag(next(root.glob("page-*")), tsa_ca=tsa.ca.read_bytes()).timestamp["status"] == "verified"
