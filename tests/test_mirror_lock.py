@@ -189,3 +189,20 @@ def test_a_run_never_removes_a_lock_that_is_no_longer_its_own(tmp_path, s3_serve
     (tmp_path / LOCK_FILE).write_text('{"run_id": "someone-else"}')
     theirs.release()
     assert "someone-else" in (tmp_path / LOCK_FILE).read_text()
+
+
+def test_a_run_whose_lock_was_taken_over_knows_it(tmp_path, s3_server):
+    from archiver.errors import StorageError
+
+    client, bucket = s3_server.client(), s3_server.new_bucket()
+    for lock, steal in [(S3Lock(client, bucket, "p", lease=0.6),
+                         lambda: client.put_object(Bucket=bucket, Key=f"p/{LOCK_FILE}", Body=b"{}")),
+                        (DirectoryLock(tmp_path, lease=0.6),
+                         lambda: (tmp_path / LOCK_FILE).unlink())]:
+        lock.acquire()
+        lock.ensure_held()
+        steal()
+        time.sleep(0.8)  # past one renewal (every lease / 3)
+        with pytest.raises(StorageError, match="was lost"):
+            lock.ensure_held()
+        lock.release()
