@@ -23,6 +23,7 @@ from archiver.bagit.reader import FileEntry, LocalBag
 from archiver.cli import app
 from archiver.errors import StorageError
 from archiver.bagit.hashing import IN_PROCESS_FILES, check_stream
+from archiver.bagit.timestamp import PROBLEM_CODES as TIMESTAMP_PROBLEMS
 from archiver.bagit.verify import MAX_PER_CODE, PROBLEM_CODES, WARNING_CODES, find_bags, verify_bag
 from fixtures.bags.bag_cases import CASES, build_bag, seal, sha
 
@@ -51,6 +52,7 @@ def test_every_documented_problem_code_has_a_fixture() -> None:
     # problems-truncated and file-unreadable are exercised by dedicated tests below;
     # payload-oxum-missing only exists in --fast mode.
     untested = set(PROBLEM_CODES) - covered - {"problems-truncated", "file-unreadable", "payload-oxum-missing"}
+    untested -= set(TIMESTAMP_PROBLEMS)  # RFC 3161 tokens: tests/test_timestamp.py, against a real TSA
     assert not untested
 
 

@@ -28,6 +28,7 @@ from typing import Callable
 
 from archiver.bagit.check import BagCheck
 from archiver.bagit.hashing import DigestJob, HashJob, LocalDigests, check_streams, mismatch_problem
+from archiver.bagit.timestamp import TIMESTAMP_FILE
 from archiver.bagit.parse import (
     MANIFEST_NAME, TAG_MANIFEST_NAME, FetchEntry, casefold_key, hash_name, normalised_key,
     parse_fetch, parse_manifest_map,
@@ -312,7 +313,8 @@ def _check_tag_manifests(check: BagCheck, present: dict[str, FileEntry], payload
                 check.report_rule("tag-manifest-incomplete", tag.name,
                                   f"{tag.name} does not list {manifest.name} (RFC 8493 §2.2.1: every tag "
                                   "manifest lists every payload manifest)")
-    tag_files = [p for p in present if not p.startswith("data/") and not TAG_MANIFEST_NAME.match(p)]
+    tag_files = [p for p in present if not p.startswith("data/") and not TAG_MANIFEST_NAME.match(p)
+                 and p != TIMESTAMP_FILE]  # a token covers the tag manifests: none can list it
     if not tag_manifests:
         out.add("tag-manifest-missing", "tagmanifest-<algorithm>.txt",
                 "the bag has no tag manifest, so bagit.txt, bag-info.txt and the manifests are unprotected",

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from archiver.bagit.timestamp import PROBLEM_CODES as TIMESTAMP_PROBLEMS
+from archiver.bagit.timestamp import WARNING_CODES as TIMESTAMP_WARNINGS
 from archiver.errors import StorageError
 
 MAX_PER_CODE = 10_000                # past this, one summary line per code keeps reports bounded
@@ -54,6 +56,7 @@ PROBLEM_CODES = {
     "fetch-not-in-manifest": "a fetch.txt path is not in any payload manifest",
     "fetch-length-mismatch": "a fetched file's size differs from fetch.txt",
     "problems-truncated": "more problems of one code than are listed",
+    **TIMESTAMP_PROBLEMS,
 }
 WARNING_CODES = {
     "md5sum-binary-marker": "manifest line in md5sum's '*path' form",
@@ -73,6 +76,7 @@ WARNING_CODES = {
     "tag-file-bom": "a UTF-8 tag file starts with a byte-order mark",
     "tag-value-long": "a bag-info.txt value longer than 64 KiB: read to the end, not kept",
     "problems-truncated": "more warnings of one code than are listed",
+    **TIMESTAMP_WARNINGS,
 }
 
 
@@ -122,11 +126,12 @@ class BagReport:
     version: str | None = None
     files: int = 0
     bytes: int = 0
+    timestamp: dict[str, object] | None = None  # the RFC 3161 token's check (bagit/timestamp.py), if any
 
     def to_dict(self) -> dict[str, object]:
         return {
             "path": self.location, "valid": self.valid, "mode": self.mode, "version": self.version,
-            "files": self.files, "bytes": self.bytes,
+            "files": self.files, "bytes": self.bytes, "timestamp": self.timestamp,
             "problems": [p.to_dict() for p in self.problems],
             "warnings": [w.to_dict() for w in self.warnings],
         }

@@ -36,6 +36,7 @@ from archiver.bagit.report import (
     MAX_PER_CODE, PROBLEM_CODES, WARNING_CODES, BagReport, CannotVerify, Collector, Problem,
 )
 from archiver.bagit.tagfiles import check_bagit_txt, check_oxum, read_bag_info
+from archiver.bagit.timestamp import check_stored_token
 from archiver.errors import StorageError, UsageError
 
 # parse_manifest, ManifestEntry, check_stream, hash_stream are re-exported for
@@ -50,7 +51,7 @@ MODES = ("full", "fast", "completeness")
 
 
 def verify_bag(bag: Path | str | BagReader, mode: str = "full", processes: int | None = None,
-               on_progress: ProgressCallback | None = None) -> BagReport:
+               on_progress: ProgressCallback | None = None, tsa_ca: bytes | None = None) -> BagReport:
     """Check one bag; see the module docstring. StorageError if it cannot be read at all."""
     if mode not in MODES:
         raise UsageError(f"unknown verify mode {mode!r}; use one of {', '.join(MODES)}")
@@ -69,9 +70,11 @@ def verify_bag(bag: Path | str | BagReader, mode: str = "full", processes: int |
     else:
         _count_payload(check, files, sizes)
     check_oxum(check, info)
+    # An RFC 3161 token (tsa_ca: PEM roots to check its signature against), if the bag has one.
+    stamp = check_stored_token(reader, tsa_ca, check.out.add, names)
     check.out.finish()
     return BagReport(reader.location, not check.out.problems, mode, check.out.problems, check.out.warnings,
-                     check.version, check.payload_files, check.payload_bytes)
+                     check.version, check.payload_files, check.payload_bytes, stamp)
 
 
 def _list_files(check: BagCheck) -> list[FileEntry] | None:

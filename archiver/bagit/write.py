@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from archiver import AGENT
 from archiver.bagit.hashing import hash_file
@@ -70,6 +70,7 @@ def write_bag(
     info: Iterable[tuple[str, str]],
     algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
     keep_held: bool = False,
+    before_publish: Callable[[Path], None] | None = None,
 ) -> Path:
     """Build a BagIt 1.0 bag named ``name`` in ``root`` and return its path.
 
@@ -80,6 +81,8 @@ def write_bag(
     ``keep_held=True`` keeps the folder's flock after the rename, for a caller that
     must log the bag before other runs may take it for unrecorded: it then calls
     ``collection.release_temp_dir(bag)``.
+    ``before_publish(tmp)`` runs on the complete bag before its rename (used to
+    add a time-stamp token: a tag file the tag manifests cannot list).
     """
     root = Path(root)
     algorithms = tuple(algorithms)
@@ -97,6 +100,8 @@ def write_bag(
     written = False
     try:
         _build(tmp, payload, list(info), algorithms)
+        if before_publish is not None:
+            before_publish(tmp)
         fsync_tree(tmp)
         if final.exists():
             raise StorageError(f"bag {final} already exists")

@@ -34,6 +34,7 @@ from archiver.capture.fetch import Capture, Fetcher, FetchSettings
 from archiver.capture.material import CaptureMaterial, material_from_capture, material_from_file
 from archiver.capture.naming import bag_base_name
 from archiver.capture.sources import resolve_source
+from archiver.capture.timestamp_client import stamp_bag
 from archiver.capture.warc import capture_to_warc
 from archiver.collection.capture_log import (PreviousCapture, last_captures, log_captured, log_failure,
                                              log_unchanged)
@@ -57,6 +58,7 @@ class SnapshotOptions:
     # (default: every link); it may add links the page lacks (an amusewiki text's .muse).
     choose_attachments: Callable[[str, list[dict]], list[dict]] | None = None
     fetcher: Fetcher | None = None             # sync: the fetcher its discovery used (one throttle, one robots.txt)
+    timestamp_url: str | None = None           # an RFC 3161 TSA to stamp each new bag (capture/timestamp_client.py)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class SourceResult:
     title: str | None = None
     reason: str | None = None
     exit_code: int = 0
+    timestamp: dict[str, Any] | None = None   # with --timestamp-url: the stamping outcome (as in the event)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +94,7 @@ def snapshot(sources: list[str], options: SnapshotOptions,
     # Attachments are fetched after extraction, with the batch's fetcher (its
     # per-host delay), so that work stays in this process.
     processes = 0 if options.with_attachments else _process_count(len(sources))
-    builder = _Builder(root, collection_id, options.organization, processes,
+    builder = _Builder(root, collection_id, options.organization, processes, options.timestamp_url,
                        (fetcher, options.attachment_max_bytes, options.choose_attachments)
                        if options.with_attachments else None)
     results: list[SourceResult | None] = [None] * len(sources)
@@ -138,8 +141,9 @@ class _Builder:
     """Runs build jobs inline or in a process pool forked before any thread starts."""
 
     def __init__(self, root: Path, collection_id: str, organization: str, processes: int,
+                 timestamp_url: str | None = None,
                  attachments: tuple[Fetcher, int, Callable | None] | None = None) -> None:
-        self.context = (root, collection_id, organization)
+        self.context = (root, collection_id, organization, timestamp_url)
         self.attachments = attachments
         self.pool: ProcessPoolExecutor | None = None
         if processes:
@@ -194,7 +198,7 @@ def _conditional_headers(prior: PreviousCapture | None) -> dict[str, str] | None
     return headers or None
 
 
-def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
+def _build(job: _BuildJob, root: Path, collection_id: str, organization: str, timestamp_url: str | None = None,
            attachments: tuple[Fetcher, int, Callable | None] | None = None) -> tuple[SourceResult, Path | None]:
     """Decode, extract, render the WARC and write the bag (runs in a worker)."""
     source, url, prior = job.source, job.url, job.prior
@@ -207,14 +211,15 @@ def _build(job: _BuildJob, root: Path, collection_id: str, organization: str,
                 material.attachments = fetch_attachments(fetcher, links, cap)
                 material.warc = capture_to_warc(job.capture, attachments=material.attachments.captures)
         return bag_unless_unchanged(root, source, material, prior, collection_id, organization,
-                                    update_catalogue=False)
+                                    update_catalogue=False, timestamp_url=timestamp_url)
     except Exception as exc:  # noqa: BLE001 - one source's bug must not end the batch
         return failed_result(root, source, url, exc), None
 
 
 def bag_unless_unchanged(root: Path, source: str, material: CaptureMaterial, prior: PreviousCapture | None,
                          collection_id: str, organization: str,
-                         update_catalogue: bool = True) -> tuple[SourceResult, Path | None]:
+                         update_catalogue: bool = True,
+                         timestamp_url: str | None = None) -> tuple[SourceResult, Path | None]:
     """Write the capture's bag, unless its canonical text is the last capture's
     (then log an ``unchanged`` event and write nothing)."""
     title = material.extraction.text.title
@@ -222,9 +227,11 @@ def bag_unless_unchanged(root: Path, source: str, material: CaptureMaterial, pri
         log_unchanged(root, material.url, prior, "canonical text unchanged", material.etag, material.last_modified)
         return SourceResult(source, "unchanged", bag=prior.bag, url=material.url, final_url=material.final_url,
                             title=title, reason="canonical text unchanged"), None
-    bag_dir = write_capture_bag(root, material, collection_id, organization, update_catalogue=update_catalogue)
+    stamped: dict[str, Any] = {}
+    bag_dir = write_capture_bag(root, material, collection_id, organization, update_catalogue=update_catalogue,
+                                timestamp_url=timestamp_url, stamp_outcome=stamped)
     return SourceResult(source, "captured", bag=bag_dir.name, url=material.url, final_url=material.final_url,
-                        title=title), bag_dir
+                        title=title, timestamp=stamped or None), bag_dir
 
 
 def failed_result(root: Path, source: str, url: str, exc: Exception) -> SourceResult:
@@ -242,16 +249,21 @@ def failed_result(root: Path, source: str, url: str, exc: Exception) -> SourceRe
 
 
 def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str, organization: str,
-                      update_catalogue: bool = True) -> Path:
+                      update_catalogue: bool = True, timestamp_url: str | None = None,
+                      stamp_outcome: dict[str, Any] | None = None) -> Path:
     """Write one bag for a capture under a free name, log its ``capture`` event,
-    update the catalogue; return the bag's folder."""
+    update the catalogue; return the bag's folder. With ``timestamp_url`` the built
+    bag is stamped (RFC 3161) before it takes its name; a failed stamp leaves it
+    unstamped, says why in ``stamp_outcome`` and the event, and never fails the capture."""
     record = material.to_record(collection_id, organization)
     base = bag_base_name(material.final_url, material.extraction.text.title, material.retrieved)
     # The bag stays held (flock) until its capture event is written, so that a concurrent
     # run does not take it for a bag a crash left unrecorded (see record_unlogged_bags).
-    bag_dir = record.write(root, base, keep_held=True)
+    stamped: dict[str, Any] = {} if stamp_outcome is None else stamp_outcome
+    stamp = (lambda tmp: stamped.update(stamp_bag(tmp, timestamp_url))) if timestamp_url else None
+    bag_dir = record.write(root, base, keep_held=True, before_publish=stamp)
     try:
-        log_captured(root, bag_dir.name, record)
+        log_captured(root, bag_dir.name, record, timestamp=stamped or None)
     finally:
         release_temp_dir(bag_dir)
     if update_catalogue:

@@ -35,7 +35,8 @@ from urllib.parse import unquote, urlsplit
 from archiver.durable import fsync_path
 from archiver.errors import ManifestError, StorageError, redact_credentials
 
-COLLECTION_KEYS = {"id": True, "title": False, "organization": False, "description": False}
+COLLECTION_KEYS = {"id": True, "title": False, "organization": False, "description": False,
+                   "timestamp_url": False}
 SOURCE_KEYS = {"url": True, "note": False}
 SITE_KEYS = {"url": True, "via": False, "match": False, "exclude": False, "attachments": False, "note": False}
 SITE_VIA = ("auto", "amusewiki", "sitemap", "feed", "oai-pmh")
@@ -65,6 +66,7 @@ class Manifest:
     description: str | None
     sources: list[str]          # http(s) URLs, or absolute file:// URLs for local files
     sites: list[SiteSpec] = field(default_factory=list)
+    timestamp_url: str | None = None  # an RFC 3161 TSA to stamp each new bag
 
 
 def load_manifest(path: Path | str) -> Manifest:
@@ -101,7 +103,8 @@ def load_manifest(path: Path | str) -> Manifest:
         _check_keys(path, entry, SOURCE_KEYS, f"source #{index + 1}", where, line_of)
         sources.append(resolve_source(entry["url"], base=path.parent, where=f"{path}{where}"))
     return Manifest(path, collection_id, _opt(collection, "title"), _opt(collection, "organization"),
-                    _opt(collection, "description"), sources, sites)
+                    _opt(collection, "description"), sources, sites,
+                    _timestamp_url(path, collection, line_of))
 
 
 def _load_sites(path: Path, table: object, line_of) -> list[SiteSpec]:
@@ -269,3 +272,11 @@ def merge_sources(path: Path, urls: list[str], collection_id: str) -> tuple[list
     except OSError as exc:
         raise StorageError(f"cannot write manifest {path}: {exc.strerror or exc}") from exc
     return added, len(set(urls) & existing)
+
+
+def _timestamp_url(path: Path, collection: dict, line_of) -> str | None:
+    url = _opt(collection, "timestamp_url")
+    if url is not None and urlsplit(url).scheme not in ("http", "https"):
+        raise ManifestError(f"{path}{line_of(_key_pattern('timestamp_url'))}: timestamp_url must be an "
+                            f"http(s) URL of an RFC 3161 Time-Stamp Authority (got {url!r})")
+    return url

@@ -70,7 +70,7 @@ def _import_one(response: ArchivedResponse, warc_path: Path, warc_sha256: str, r
             robots="not applicable (imported from a WARC)",
             provenance={"from_warc": warc_path.name, "warc_date": response.date, "warc_sha256": warc_sha256})
         result, _bag_dir = bag_unless_unchanged(root, uri, material, previous.get(uri), collection_id,
-                                                options.organization)
+                                                options.organization, timestamp_url=options.timestamp_url)
         return result
     except Exception as exc:  # noqa: BLE001 - one response's bug must not end the import
         return failed_result(root, uri, uri, exc)

@@ -10,6 +10,7 @@ import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE, JsonOption, RootOption, app,
                                  emit_json, err, error_line, errors_to_exit, fail, one_line, out, progress_bar)
+from archiver.cli.trust import TimestampUrlOption
 from archiver.errors import ArchiverError
 
 
@@ -36,6 +37,7 @@ def snapshot(
     from_warc: Optional[Path] = typer.Option(None, "--from-warc",
                                              help="Make bags from the HTML responses of an existing WARC; "
                                                   "SOURCE arguments are then URL filters (regular expressions)."),
+    timestamp_url: Optional[str] = TimestampUrlOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Fetch sources, record them as WARC, extract canonical text, and bag each capture.
@@ -59,6 +61,7 @@ def snapshot(
             all_sources += loaded.sources
             collection_id = collection_id or loaded.collection_id
             org = org or loaded.organization
+            timestamp_url = timestamp_url or loaded.timestamp_url
         if not all_sources and from_warc is None:
             raise fail("give at least one SOURCE, --manifest FILE or --from-warc FILE", EXIT_USAGE)
         settings = FetchSettings(delay=delay, obey_robots=not ignore_robots, max_bytes=max_bytes,
@@ -67,7 +70,7 @@ def snapshot(
             settings.user_agent = user_agent
         options = SnapshotOptions(root=root, organization=org or "archiver", collection_id=collection_id,
                                   fetch=settings, force=force, with_attachments=with_attachments,
-                                  attachment_max_bytes=attachment_max_bytes)
+                                  attachment_max_bytes=attachment_max_bytes, timestamp_url=timestamp_url)
         with progress_bar("snapshot", enabled=not json_output) as on_progress:
             if from_warc is not None:
                 from archiver.capture.warc_import import snapshot_from_warc
@@ -83,6 +86,8 @@ def snapshot(
         for r in results:
             if r.outcome == "captured":
                 out.print(one_line(f"captured   {r.source} -> {root / str(r.bag)}"), markup=False)
+                if r.timestamp and not r.timestamp["stamped"]:
+                    err.print(one_line(f"unstamped  {r.bag}: {r.timestamp['reason']}"), markup=False)
             elif r.outcome == "unchanged":
                 out.print(one_line(f"unchanged  {r.source} ({r.reason}; last bag {r.bag})"), markup=False)
             else:

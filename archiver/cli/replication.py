@@ -29,6 +29,9 @@ def mirror(
     endpoint_url: Optional[str] = EndpointOption,
     checksum_when_required: bool = ChecksumOption,
     workers: int = typer.Option(4, "--workers", min=1, help="Bags mirrored at once."),
+    wait: float = typer.Option(0.0, "--wait", min=0, metavar="SECONDS",
+                               help="If another mirror to TARGET is running, wait up to this long "
+                                    "for it (default: exit 3 at once)."),
     json_output: bool = JsonOption,
 ) -> None:
     """Mirror every bag of ROOT to TARGET: incremental, verified, resumable.
@@ -36,17 +39,23 @@ def mirror(
     Example: archiver mirror bags s3://library-b/texts --endpoint-url http://127.0.0.1:8333
     """
     from archiver.replication import mirror_collection, open_site
+    from archiver.replication.lock import describe
 
     with errors_to_exit(json_output):
         where = open_site(target, endpoint_url, checksum_when_required)
         with progress_bar("mirror", enabled=not json_output) as on_progress:
-            report = mirror_collection(root, where, verify=verify, workers=workers,
-                                       on_progress=on_progress)
+            report = mirror_collection(
+                root, where, verify=verify, workers=workers, on_progress=on_progress, wait=wait,
+                on_wait=lambda h: err.print(f"waiting up to {wait:g}s for the mirror run of "
+                                            f"{describe(h)}", markup=False))
     summary = report.to_dict()
     code = EXIT_OK if report.ok else EXIT_PROBLEMS
     if json_output:
         emit_json({**summary, "exit_code": code})
     else:
+        if report.lock_taken_over:
+            err.print(f"warning: took over a stale mirror lock ({describe(report.lock_taken_over)})",
+                      markup=False)
         for result in report.bags:
             if result.status == "failed":
                 err.print(one_line(f"failed      {result.bag}: {result.error}"), markup=False)

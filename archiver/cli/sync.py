@@ -12,6 +12,7 @@ import typer
 
 from archiver.cli.common import (EXIT_OK, EXIT_USAGE, JsonOption, RootOption, app, emit_json, err,
                                  errors_to_exit, fail, one_line, out, progress_bar)
+from archiver.cli.trust import TimestampUrlOption
 
 if TYPE_CHECKING:
     from archiver.capture.fetch import FetchSettings
@@ -128,6 +129,7 @@ def sync_command(
     allow_other_hosts: bool = _other_hosts,
     delay: float = _delay, ignore_robots: bool = _ignore_robots, user_agent: Optional[str] = _user_agent,
     max_bytes: int = _max_bytes, timeout: float = _timeout, retries: int = _retries,
+    timestamp_url: Optional[str] = TimestampUrlOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Discover every site of a manifest and bring the collection up to date.
@@ -148,7 +150,7 @@ def sync_command(
     with errors_to_exit(json_output):
         loaded = load_manifest(manifest)          # exit 2, naming file and line, before any request
         options = SyncOptions(root=root, organization=organization, fetch=settings,
-                              allow_other_hosts=allow_other_hosts)
+                              allow_other_hosts=allow_other_hosts, timestamp_url=timestamp_url)
         with progress_bar("sync", enabled=not json_output) as on_progress:
             report = sync(loaded, options, on_progress=on_progress)
     for site in report.sites:

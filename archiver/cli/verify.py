@@ -8,8 +8,9 @@ from typing import Any, Optional
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
-                                 emit_json, error_line, errors_to_exit, event_log_warnings, fail, one_line, out,
-                                 progress_bar)
+                                 emit_json, err, error_line, errors_to_exit, event_log_warnings, fail, one_line,
+                                 out, progress_bar)
+from archiver.cli.trust import TsaCaOption, read_tsa_ca
 from archiver.errors import ArchiverError, UsageError
 
 
@@ -32,6 +33,9 @@ def _print_bag_report(report: Any) -> None:
                   markup=False)
     else:
         out.print(f"BAD  {location}: {bad}: {len(report.problems)} problem(s){version}", markup=False)
+    if report.timestamp:
+        stamp = report.timestamp
+        out.print(f"     time-stamp {stamp['status']}: {one_line(stamp['message'] or '')}", markup=False)
     for problem in report.problems:
         out.print(f"     error    {problem.code}  {one_line(problem.path)}: {one_line(problem.message)}",
                   markup=False)
@@ -64,6 +68,7 @@ def verify(
                                                 help="Also check a BagIt profile: aptrust, btr, rfc8493, or a "
                                                      "profile JSON file (BagIt-Profiles 1.1-1.4 or DART). "
                                                      "Repeatable."),
+    tsa_ca: Optional[Path] = TsaCaOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Verify bags strictly by RFC 8493 (BagIt 0.93 - 1.0); report every problem, by file.
@@ -83,6 +88,8 @@ def verify(
     with errors_to_exit(json_output):
         profiles = [load_profile(p) for p in profile or []]
     mode = "fast" if fast else "completeness" if completeness_only else "full"
+    with errors_to_exit(json_output):
+        ca_pem = read_tsa_ca(tsa_ca)
     reports: list[Any] = []
     errors: list[dict[str, str]] = []
 
@@ -112,7 +119,7 @@ def verify(
             label = getattr(bag, "name", None) or str(getattr(bag, "location", bag)).rsplit("/", 1)[-1]
             try:
                 with progress_bar(f"verifying {label}", enabled=not json_output) as on_progress:
-                    report = verify_any(bag, mode, processes, on_progress, profiles)
+                    report = verify_any(bag, mode, processes, on_progress, profiles, tsa_ca=ca_pem)
             except ArchiverError as exc:
                 could_not_read(bag, str(exc))
                 continue
@@ -135,6 +142,7 @@ def audit(
     max_age: str = typer.Option("90d", "--max-age", help="Re-verify bags not checked for this long (90d, 12h, 2w)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Verify at most N bags this run."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Hashing processes per bag."),
+    tsa_ca: Optional[Path] = TsaCaOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Fully verify the bags least recently checked, log a fixity event for each, print one summary.
@@ -151,8 +159,9 @@ def audit(
             utc_now() - age  # a span reaching back before year 1 cannot be compared with dates
         except (OverflowError, ValueError):
             raise fail(f"--max-age {max_age!r} is too long (at most a few thousand years)", EXIT_USAGE) from None
+        ca_pem = read_tsa_ca(tsa_ca)
         with progress_bar("auditing", enabled=not json_output) as on_progress:
-            report = audit_collection(root, age, limit, processes, on_progress=on_progress)
+            report = audit_collection(root, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
     warnings = event_log_warnings(root)
     if json_output:
         emit_json({**report.to_dict(), "warnings": warnings})

@@ -101,8 +101,9 @@ def plan_audit(on_disk: list[str], events: list[Event], now: datetime, max_age: 
 
 def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit: int | None = None,
                      processes: int | None = None, now: datetime | None = None,
-                     on_progress: Callable[..., None] | None = None) -> AuditReport:
-    """Verify the bags of ``root`` that are due, log a fixity event for each; see the module doc."""
+                     on_progress: Callable[..., None] | None = None, tsa_ca: bytes | None = None) -> AuditReport:
+    """Verify the bags of ``root`` that are due, log a fixity event for each; see the module doc.
+    ``tsa_ca``: PEM roots to check RFC 3161 tokens' signatures (archiver.bagit.timestamp)."""
     root = Path(root)
     if not root.is_dir():
         raise StorageError(f"collection root {root} does not exist or is not a folder")
@@ -129,7 +130,7 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
             append_event(root, Event("fixity", "failure", bag=bag, detail={"reason": reason}))
             continue
         try:
-            bag_report = _verify(root / bag, processes)
+            bag_report = _verify(root / bag, processes, tsa_ca)
         except StorageError as exc:
             # CannotVerify: archiver refused to judge the bag (a resource guard), so the
             # log says "unverifiable", never "failure"; the audit still reports it.
@@ -156,11 +157,11 @@ def _serialised_bags(root: Path) -> set[str]:
     return {p.name for p in collection_archives(root)}
 
 
-def _verify(path: Path, processes: int | None) -> BagReport:
+def _verify(path: Path, processes: int | None, tsa_ca: bytes | None = None) -> BagReport:
     if path.is_file():  # a serialised bag, verified in place
         from archiver.exchange.archive_reader import verify_archive
         return verify_archive(path)
-    return verify_bag(path, "full", processes)
+    return verify_bag(path, "full", processes, tsa_ca=tsa_ca)
 
 
 def _problem_files(report: BagReport) -> list[str]:
@@ -170,6 +171,8 @@ def _problem_files(report: BagReport) -> list[str]:
 def _fixity_event(bag: str, report: BagReport) -> Event:
     detail: dict[str, Any] = {"mode": report.mode, "algorithm": "all manifests", "file_count": report.files,
                               "bytes": report.bytes, "warnings": len(report.warnings)}
+    if report.timestamp:
+        detail["timestamp"] = report.timestamp
     if report.valid:
         return Event("fixity", "success", bag=bag, detail=detail)
     files = _problem_files(report)

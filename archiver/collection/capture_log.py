@@ -8,6 +8,7 @@ A successful capture's details are taken from its bag's metadata
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pathlib import Path
 
@@ -28,9 +29,13 @@ class PreviousCapture:
     last_modified: str | None
 
 
-def log_captured(root: Path, bag: str, record: CaptureRecord, recovered: str | None = None) -> None:
-    """Log the successful capture that wrote (or, ``recovered``, left unlogged) ``bag``."""
+def log_captured(root: Path, bag: str, record: CaptureRecord, recovered: str | None = None,
+                 timestamp: dict[str, Any] | None = None) -> None:
+    """Log the successful capture that wrote (or, ``recovered``, left unlogged) ``bag``;
+    ``timestamp``: the RFC 3161 stamping outcome, when a TSA was asked."""
     detail = {key: record.metadata.get(key) for key in CAPTURE_DETAIL}
+    if timestamp:
+        detail = {**detail, "timestamp": timestamp}
     if recovered:
         detail = {**detail, "retrieved": record.metadata.get("retrieved"), "recovered": recovered}
     append_event(root, Event(type="capture", outcome="success", bag=bag, detail=detail))

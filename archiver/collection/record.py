@@ -38,7 +38,7 @@ import shutil
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from archiver.bagit.reader import LocalBag
 from archiver.bagit.write import write_bag
@@ -108,11 +108,14 @@ class CaptureRecord:
             **self.attachments,
         }
 
-    def write(self, root: Path, base_name: str, *, keep_held: bool = False) -> Path:
+    def write(self, root: Path, base_name: str, *, keep_held: bool = False,
+              before_publish: Callable[[Path], None] | None = None) -> Path:
         """Write this record as a new bag in ``root`` under the first free name of
         ``base_name``, ``base_name-2``…; return its folder. StorageError when it
         cannot be written; nothing is left behind then. ``keep_held``: see ``write_bag``
-        (the caller releases the bag with ``durable.release_temp_dir``)."""
+        (the caller releases the bag with ``durable.release_temp_dir``).
+        ``before_publish(folder)`` runs on the complete bag before it takes its name
+        (an RFC 3161 time-stamp token: a tag file the tag manifests cannot list)."""
         root = Path(root)
         info = [(label, self.bag_info[label]) for label in INFO_LABELS if label in self.bag_info]
         try:
@@ -121,7 +124,8 @@ class CaptureRecord:
             raise StorageError(f"cannot create a temporary folder in {root}: {exc.strerror}") from exc
         final: Path | None = None
         try:
-            built = write_bag(staging, base_name, self.payload(), info, keep_held=True)
+            built = write_bag(staging, base_name, self.payload(), info, keep_held=True,
+                              before_publish=before_publish)
             try:
                 final = _move_to_free_name(built, root, base_name)
                 renamed_held_dir(built, final)

@@ -57,6 +57,7 @@ class SyncOptions:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     allow_other_hosts: bool = False
     workers: int = 4
+    timestamp_url: str | None = None  # default: the manifest's [collection] timestamp_url
 
 
 @dataclass
@@ -157,7 +158,8 @@ def sync(manifest: Manifest, options: SyncOptions,
     report = SyncReport()
     snap = SnapshotOptions(root=root, organization=options.organization or manifest.organization or "archiver",
                            collection_id=options.collection_id or manifest.collection_id, fetch=options.fetch,
-                           workers=options.workers, fetcher=fetcher)
+                           workers=options.workers, fetcher=fetcher,
+                           timestamp_url=options.timestamp_url or manifest.timestamp_url)
     progress = _Progress(on_progress)
     for site in manifest.sites:
         progress.say(f"discovering {site.url}")

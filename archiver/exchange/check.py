@@ -48,7 +48,7 @@ def s3_archive(url: str, endpoint_url: str | None = None, client: Any = None) ->
 
 def verify_any(bag: Path | BagReader | ArchiveSource, mode: str = "full", processes: int | None = None,
                on_progress: Callable[..., None] | None = None,
-               profiles: list[Profile] | None = None) -> BagReport:
+               profiles: list[Profile] | None = None, tsa_ca: bytes | None = None) -> BagReport:
     """Verify a bag (folder, reader or archive); each profile's problems join the
     report (a profile problem makes the bag invalid). StorageError if unreadable."""
     if isinstance(bag, Path) and is_archive(bag):
@@ -56,7 +56,7 @@ def verify_any(bag: Path | BagReader | ArchiveSource, mode: str = "full", proces
     if isinstance(bag, ArchiveSource):
         return verify_scanned(bag, scan_archive(bag, on_progress), mode, profiles)
     reader = LocalBag(bag) if isinstance(bag, Path) else bag
-    return _with_profiles(verify_bag(reader, mode, processes, on_progress), reader, None, profiles)
+    return _with_profiles(verify_bag(reader, mode, processes, on_progress, tsa_ca=tsa_ca), reader, None, profiles)
 
 
 def verify_scanned(source: ArchiveSource, scan: Scan, mode: str = "full",

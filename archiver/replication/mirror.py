@@ -26,6 +26,7 @@ from archiver.bagit.reader import LocalBag
 from archiver.errors import StorageError, UsageError
 from archiver.collection.events import Event, append_events, events_path
 from archiver.replication.directory import file_sizes
+from archiver.replication.lock import lock_target
 from archiver.replication.fixity import Expected, FileFault, check_copy, reference_digests
 from archiver.replication.plan import SourceBag, algorithm_of, plan_bag
 from archiver.replication.site import Site
@@ -59,6 +60,7 @@ class MirrorReport:
     verify: bool
     bags: list[BagResult] = field(default_factory=list)
     events_appended: int = 0
+    lock_taken_over: dict | None = None  # the stale mirror lock this run replaced
 
     def count(self, status: str) -> int:
         return sum(1 for b in self.bags if b.status == status)
@@ -77,6 +79,7 @@ class MirrorReport:
             "files_copied": sum(b.files_sent for b in self.bags),
             "bytes_copied": sum(b.bytes_sent for b in self.bags),
             "events_appended": self.events_appended,
+            "lock_taken_over": self.lock_taken_over,
             "results": [b.to_dict() for b in self.bags if b.status != "present"],
         }
 
@@ -238,7 +241,8 @@ def triage(folders: list[Path], target: Site) -> tuple[set[str], set[str]]:
 
 
 def mirror_collection(root: Path, target: Site, verify: bool = True,
-                      workers: int = 4, on_progress: ProgressCallback | None = None) -> MirrorReport:
+                      workers: int = 4, on_progress: ProgressCallback | None = None,
+                      wait: float = 0.0, on_wait: Callable[[dict[str, Any]], None] | None = None) -> MirrorReport:
     """Mirror every bag of the collection at ``root`` to ``target``, then its
     event log. A ``replication`` event per bag that was not already present is
     appended to the source's log. Raises TargetUnreachable (exit 3) when the
@@ -249,6 +253,16 @@ def mirror_collection(root: Path, target: Site, verify: bool = True,
     if (root / "bagit.txt").is_file():
         raise UsageError(f"{root} is a bag; mirror its collection root ({root.parent}) instead")
     target.check_reachable()
+    # One run per target at a time (archiver.replication.lock): MirrorLocked, exit 3.
+    with lock_target(target, wait, on_wait=on_wait) as lock:
+        report = _mirror_all(root, target, verify, workers, on_progress)
+        lock.ensure_held()
+    report.lock_taken_over = lock.took_over
+    return report
+
+
+def _mirror_all(root: Path, target: Site, verify: bool, workers: int,
+                on_progress: ProgressCallback | None) -> MirrorReport:
     target.scan()
     folders = _folders(root)
     report = MirrorReport(str(root), target.location, verify)
