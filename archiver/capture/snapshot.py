@@ -334,6 +334,7 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
     text_sha = hashlib.sha256(material.canonical).hexdigest()
     metadata = {
         **{k: v for k, v in canonical_text.to_dict().items() if k != "body"},
+        "date_iso": material.extraction.date_iso,
         "url": material.url,
         "final_url": material.final_url,
         "retrieved": iso(material.retrieved),

@@ -35,6 +35,7 @@ class Extraction:
     extractor: str            # profile name: "amusewiki", "drupal", "wordpress", "jsonld", "generic"
     extractor_version: str    # e.g. "archiver-amusewiki/1", "trafilatura/2.3.1+archiver/1"
     links: list[dict[str, str]] = field(default_factory=list)  # downloads offered: {"url", "kind"}
+    date_iso: str | None = None  # the header's date read as an ISO 8601 date, when it reads as one
 
 
 def _choose(html: str, url: str | None) -> tuple[PageParts, str, str]:
@@ -63,4 +64,5 @@ def extract_html(html: str, url: str | None = None, retrieved: datetime | None =
         source = retrieval_source_note(url, retrieved or datetime.now(timezone.utc))
     text = CanonicalText(title=parts.title, subtitle=parts.subtitle, author=parts.author,
                          date=parts.date, source=source, body=body)
-    return Extraction(text=text, extractor=name, extractor_version=version, links=parts.links)
+    return Extraction(text=text, extractor=name, extractor_version=version, links=parts.links,
+                      date_iso=metadata.iso_date(parts.date))

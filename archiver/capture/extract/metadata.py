@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
+from htmldate.extractors import try_date_expr
 from lxml.etree import _Element
 
 from archiver.capture.extract.htmltext import class_list, element_paragraphs, element_text
@@ -44,6 +46,7 @@ _FURNITURE_CLASSES = re.compile(
 _FURNITURE_TAGS = frozenset({"header", "footer", "nav", "aside", "h1"})
 _FURNITURE_TEST_IDS = re.compile(r"byline|author|title|publishdate|readtime|clap|share|follow|response",
                                  re.IGNORECASE)
+_EARLIEST = datetime(1000, 1, 1)
 _TITLE_SEPARATORS = frozenset({"|", "—", "–", "-", "::", "·", "•", ":"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6", "p"})
 
@@ -62,6 +65,21 @@ def display_date(value: str | None) -> str | None:
         return None
     match = _ISO_DATE.match(value)
     return match.group(1) if match else value
+
+
+def iso_date(value: str | None) -> str | None:
+    """A displayed date ("March 11th, 2015", "12. März 2019", "2015-03-11T08:00Z")
+    as an ISO 8601 calendar date; None when it names no whole day."""
+    value = _one_line(value)
+    if value is None:
+        return None
+    match = _ISO_DATE.match(value)
+    if match:
+        return match.group(1)
+    try:
+        return try_date_expr(value, "%Y-%m-%d", True, _EARLIEST, datetime.now() + timedelta(days=2))
+    except Exception:  # htmldate's parsers raise on odd input; the date then stays unparsed
+        return None
 
 
 def _names(value: Any) -> list[str]:
