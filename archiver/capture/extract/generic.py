@@ -11,9 +11,11 @@ Tuning, each step measured on the article-extraction benchmark
 
 1. comments are never body text (trafilatura includes them by default);
 2. precision-oriented extraction first: it leaves out more boilerplate;
-3. when that finds less than a short paragraph's worth of text, the balanced
-   mode runs too and wins if it finds substantially more (precision mode
-   sometimes keeps only a reprint notice and loses the article);
+3. when that finds less than a short paragraph's worth of text, or less than
+   a share of the page's main-text mass (its visible text outside links,
+   navigation, headers, footers, asides and forms), the balanced mode runs
+   too and wins if it finds substantially more: precision mode sometimes
+   keeps only a reprint notice, or a long article's opening;
 4. a first paragraph that repeats the page title is dropped: the title is in
    the header already.
 """
@@ -35,10 +37,16 @@ VERSION = f"trafilatura/{trafilatura.__version__}+archiver/1"
 
 PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True}
 BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False}
-# Below this many characters a precision-mode result is suspect (step 3) …
+# Below this many characters, or this share of the page's text mass, a
+# precision-mode result is suspect (step 3) …
 SHORT_RESULT_CHARS = 400
+SHORT_SHARE_OF_MASS = 0.4
 # … and the balanced result replaces it only when at least this much longer.
-BALANCED_MUST_BE_LONGER = 2.0
+BALANCED_MUST_BE_LONGER = 1.5
+# The page's main-text mass: text not in links, page furniture or forms.
+_MASS_TEXT = ("//body//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::a"
+              " or ancestor::nav or ancestor::header or ancestor::footer or ancestor::aside"
+              " or ancestor::form or ancestor::select or ancestor::button)]")
 
 _WORDS = re.compile(r"\w+")
 
@@ -77,10 +85,28 @@ def drop_repeated_title(paragraphs: list[str], title: str | None) -> list[str]:
     return paragraphs
 
 
-def main_text_paragraphs(html: str, title: str | None = None) -> list[str]:
-    """The main text's paragraphs (steps 1–4 above); [] when none is found."""
+def text_mass(tree: _Element) -> int:
+    """Characters of visible text outside links, navigation, headers, footers, asides and forms."""
+    return sum(len(text.strip()) for text in tree.xpath(_MASS_TEXT))
+
+
+def _looks_cut(found: int, tree: _Element | None) -> bool:
+    if found < SHORT_RESULT_CHARS:
+        return True
+    if tree is None:
+        return False
+    body = tree.find("body")
+    # The whole text bounds the mass from above and costs less to measure.
+    if body is None or found >= SHORT_SHARE_OF_MASS * len(body.text_content()):
+        return False
+    return found < SHORT_SHARE_OF_MASS * text_mass(tree)
+
+
+def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
+    """The main text's paragraphs (steps 1–4 above); [] when none is found.
+    ``tree`` is the parsed page, to measure its main-text mass."""
     paragraphs = _trafilatura_paragraphs(html, PRECISION_OPTIONS)
-    if _length(paragraphs) < SHORT_RESULT_CHARS:
+    if _looks_cut(_length(paragraphs), tree):
         balanced = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
         if _length(balanced) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
             paragraphs = balanced
@@ -89,5 +115,5 @@ def main_text_paragraphs(html: str, title: str | None = None) -> list[str]:
 
 def extract(tree: _Element, html: str, url: str | None) -> PageParts:
     parts = PageParts(**page_metadata(tree))
-    parts.paragraphs = main_text_paragraphs(html, parts.title)
+    parts.paragraphs = main_text_paragraphs(html, parts.title, tree)
     return parts
