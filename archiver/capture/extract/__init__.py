@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from archiver.errors import ExtractionError
 from archiver.capture.text import CanonicalText, normalise_body, retrieval_source_note
-from archiver.capture.extract import amusewiki, drupal, generic, metadata, wordpress
+from archiver.capture.extract import amusewiki, drupal, generic, header, metadata, wordpress
 from archiver.capture.extract.htmltext import parse_html
 from archiver.capture.extract.parts import PageParts
 
@@ -47,10 +47,13 @@ def _choose(html: str, url: str | None) -> tuple[PageParts, str, str]:
                 if profile is not amusewiki:
                     # amusewiki's preamble is the whole header; elsewhere fill gaps
                     parts.fill_missing(metadata.page_metadata(tree))
+                    header.complete(parts, tree)
                 return parts, profile.NAME, profile.VERSION
             # The markup looked familiar but held no text: let the generic extractor try.
             tree = parse_html(html)
-    return generic.extract(tree, html, url), generic.NAME, generic.VERSION
+    parts = generic.extract(tree, html, url)
+    header.complete(parts, tree)
+    return parts, generic.NAME, generic.VERSION
 
 
 def extract_html(html: str, url: str | None = None, retrieved: datetime | None = None) -> Extraction:
@@ -65,4 +68,4 @@ def extract_html(html: str, url: str | None = None, retrieved: datetime | None =
     text = CanonicalText(title=parts.title, subtitle=parts.subtitle, author=parts.author,
                          date=parts.date, source=source, body=body)
     return Extraction(text=text, extractor=name, extractor_version=version, links=parts.links,
-                      date_iso=metadata.iso_date(parts.date))
+                      date_iso=parts.date_iso or metadata.iso_date(parts.date))

@@ -6,8 +6,10 @@ Precedence, field by field: JSON-LD (``Article``/``BlogPosting``/
 ``datePublished``), then OpenGraph (``og:title``, ``article:author``,
 ``article:published_time``), then plain ``<meta name=…>``, then ``<title>``.
 
-Dates: a machine date (``2024-03-05T10:00:00Z``) is shown as its date part
-(``2024-03-05``); the full value stays in the raw capture.
+Dates: a machine date (``2024-03-05T10:00:00Z``) is read as its date part
+(``2024-03-05``), which the header shows in the page's own words when the
+page shows that day (``header.complete``); the full value stays in the raw
+capture. ``iso_date`` reads a displayed date back as an ISO day.
 
 The ``jsonld`` profile applies to blog platforms (Medium, Substack, Ghost)
 whose markup marks the post body: the body is that element without its
@@ -80,6 +82,47 @@ def iso_date(value: str | None) -> str | None:
         return try_date_expr(value, "%Y-%m-%d", True, _EARLIEST, datetime.now() + timedelta(days=2))
     except Exception:  # htmldate's parsers raise on odd input; the date then stays unparsed
         return None
+
+
+# Where pages show their date: <time>, and elements named for dates or bylines.
+_DATE_PLACES = ("//time | //*[@datetime] | //*[" + " or ".join(
+    f'contains(translate(@{attribute}, "DATEPUBLISHOS", "datepublishos"), "{word}")'
+    for attribute in ("class", "id", "itemprop", "data-testid") for word in ("date", "publish", "posted", "byline"))
+    + "]")
+_DISPLAYED_DATE_MAX_CHARS = 60
+NOT_PUBLISHED = re.compile(r"updat|modif|edited|aktualisiert|mis à jour", re.IGNORECASE)
+
+
+def displayed_date(tree: _Element, iso: str) -> str | None:
+    """The shortest text the page shows for the day ``iso`` (a ``<time>``, a
+    dateline); None when the page shows it nowhere."""
+    best: str | None = None
+    for element in tree.xpath(_DATE_PLACES):
+        if element.tag in ("meta", "script", "html", "body"):
+            continue
+        text = " ".join(element.text_content().split())
+        if (not text or len(text) > _DISPLAYED_DATE_MAX_CHARS or (best is not None and len(text) >= len(best))
+                or NOT_PUBLISHED.search(text)):
+            continue
+        if iso_date(text) == iso:
+            best = text
+    return best
+
+
+_LINK_LABEL = re.compile(
+    r"^(?:(?:view|see|read|browse|more)\s+(?:all\s+)?(?:posts|articles|stories|entries|from|by)(?:\s+by)?"
+    r"|(?:posts|articles|stories)\s+by|written\s+by|posted\s+by|by)\s+", re.IGNORECASE)
+_NOT_A_NAME = re.compile(r"^(?:https?:|www\.)|://|^\S+@\S+$|^[\w.-]+\.(?:com|org|net)\b", re.IGNORECASE)
+
+
+def author_name(value: str | None) -> str | None:
+    """An author field as a name: None for a URL or an e-mail address, and a
+    link label ("View all posts by Jane Doe", "By Jane Doe") read as its name."""
+    value = _one_line(value)
+    if value is None or _NOT_A_NAME.search(value):
+        return None
+    value = _LINK_LABEL.sub("", value).strip()
+    return value or None
 
 
 def _names(value: Any) -> list[str]:
