@@ -16,7 +16,13 @@ Tuning, each step measured on the article-extraction benchmark
    navigation, headers, footers, asides and forms), the balanced mode runs
    too and wins if it finds substantially more: precision mode sometimes
    keeps only a reprint notice, or a long article's opening;
-4. a first paragraph that repeats the page title is dropped: the title is in
+4. on a discussion page (a forum thread, a Q&A page) the posts are the
+   content: the balanced mode reads it straight away, since precision mode
+   keeps the first post only. A discussion is marked by schema.org
+   (``DiscussionForumPosting``, ``QAPage``, repeated ``Comment`` items) or
+   by three or more repeated post containers (``id="post-123"``, class
+   ``message--post``, ``forum-post`` …);
+5. a first paragraph that repeats the page title is dropped: the title is in
    the header already.
 """
 
@@ -49,6 +55,11 @@ _MASS_TEXT = ("//body//text()[not(ancestor::script or ancestor::style or ancesto
               " or ancestor::form or ancestor::select or ancestor::button)]")
 
 _WORDS = re.compile(r"\w+")
+_DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
+_POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
+_POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
+                         r"|discussion-post|thread-post|reply-post)$", re.IGNORECASE)
+MIN_REPEATED_POSTS = 3
 
 
 def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
@@ -90,6 +101,21 @@ def text_mass(tree: _Element) -> int:
     return sum(len(text.strip()) for text in tree.xpath(_MASS_TEXT))
 
 
+def is_discussion(tree: _Element) -> bool:
+    """A forum thread or Q&A page: its posts are the content (step 4)."""
+    for text in tree.xpath('//script[@type="application/ld+json"]/text()'):
+        if _DISCUSSION_TYPES.search(text):
+            return True
+    itemtypes = tree.xpath("//*[@itemtype]/@itemtype")
+    if any(_DISCUSSION_TYPES.search(value) for value in itemtypes) or sum(
+            value.rstrip("/").endswith("/Comment") for value in itemtypes) >= MIN_REPEATED_POSTS:
+        return True
+    posts = sum(1 for element in tree.xpath("//body//*[@id or @class]")
+                if _POST_ID.match(element.get("id") or "")
+                or any(_POST_CLASS.match(name) for name in (element.get("class") or "").split()))
+    return posts >= MIN_REPEATED_POSTS
+
+
 def _looks_cut(found: int, tree: _Element | None) -> bool:
     if found < SHORT_RESULT_CHARS:
         return True
@@ -105,6 +131,8 @@ def _looks_cut(found: int, tree: _Element | None) -> bool:
 def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
     ``tree`` is the parsed page, to measure its main-text mass."""
+    if tree is not None and is_discussion(tree):
+        return drop_repeated_title(_trafilatura_paragraphs(html, BALANCED_OPTIONS), title)
     paragraphs = _trafilatura_paragraphs(html, PRECISION_OPTIONS)
     if _looks_cut(_length(paragraphs), tree):
         balanced = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
