@@ -14,25 +14,34 @@ page's metadata found none, and the date as the page shows it.
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from datetime import date
 
+from htmldate import find_date
 from lxml.etree import _Element
-from trafilatura.metadata import extract_metadata
+from trafilatura.metadata import examine_meta, extract_author, extract_meta_json
 
 from archiver.capture.extract.metadata import NOT_PUBLISHED, author_name, displayed_date, iso_date
 from archiver.capture.extract.parts import PageParts
 
 
-def _trafilatura_header(tree: _Element) -> tuple[str | None, str | None]:
-    """(author, ISO date) as trafilatura's metadata reader finds them."""
+def _trafilatura_author(tree: _Element) -> str | None:
+    """The author as trafilatura's metadata reader finds it (meta, JSON-LD, bylines)."""
     try:
-        # It prunes bylines from the tree it reads: give it a copy.
-        document: Any = extract_metadata(copy.deepcopy(tree))
-    except Exception:  # trafilatura and htmldate raise a variety of errors on odd pages
-        return None, None
-    author = document.author.replace("; ", ", ") if document.author else None
-    return author_name(author), iso_date(document.date)
+        document = extract_meta_json(tree, examine_meta(tree))
+        author = document.author if document.author and " " in document.author else None
+        author = author or extract_author(tree)  # reads a copy of the tree
+    except Exception:  # trafilatura raises a variety of errors on odd pages
+        return None
+    return author_name(author.replace("; ", ", ")) if author else None
+
+
+def _htmldate_date(tree: _Element) -> str | None:
+    """The publication date as htmldate finds it (trafilatura's date reader), ISO."""
+    try:
+        return iso_date(find_date(tree, extensive_search=True, original_date=True,
+                                  max_date=date.today().isoformat()))
+    except Exception:  # htmldate raises on odd pages; the date then stays unknown
+        return None
 
 
 def complete(parts: PageParts, tree: _Element) -> None:
@@ -42,12 +51,13 @@ def complete(parts: PageParts, tree: _Element) -> None:
         parts.date = None  # "Updated on …" is not the date of the text
     if parts.date:
         parts.date_iso = parts.date_iso or iso_date(parts.date)
-    if not parts.author or not parts.date_iso:
-        author, date = _trafilatura_header(tree)
-        parts.author = parts.author or author
-        if date and not parts.date_iso:
+    if not parts.author:
+        parts.author = _trafilatura_author(tree)
+    if not parts.date_iso:
+        found = _htmldate_date(tree)
+        if found:
             # A date the page shows without a year ("December 8") stays as shown.
-            parts.date = parts.date or displayed_date(tree, date) or date
-            parts.date_iso = date
+            parts.date = parts.date or displayed_date(tree, found) or found
+            parts.date_iso = found
     if parts.date and parts.date == parts.date_iso:
         parts.date = displayed_date(tree, parts.date_iso) or parts.date

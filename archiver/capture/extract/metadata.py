@@ -84,11 +84,11 @@ def iso_date(value: str | None) -> str | None:
         return None
 
 
-# Where pages show their date: <time>, and elements named for dates or bylines.
-_DATE_PLACES = ("//time | //*[@datetime] | //*[" + " or ".join(
-    f'contains(translate(@{attribute}, "DATEPUBLISHOS", "datepublishos"), "{word}")'
-    for attribute in ("class", "id", "itemprop", "data-testid") for word in ("date", "publish", "posted", "byline"))
-    + "]")
+# Where pages show their date: <time>, then elements named for dates or bylines.
+_TIME_PLACES = "//time | //body//*[@datetime]"
+_DATE_PLACES = "//body//*[" + " or ".join(
+    f'contains(@{attribute}, "{word}")' for attribute in ("class", "itemprop", "data-testid")
+    for word in ("date", "Date", "publish", "posted", "byline")) + "]"
 _DISPLAYED_DATE_MAX_CHARS = 60
 NOT_PUBLISHED = re.compile(r"updat|modif|edited|aktualisiert|mis à jour", re.IGNORECASE)
 
@@ -96,17 +96,19 @@ NOT_PUBLISHED = re.compile(r"updat|modif|edited|aktualisiert|mis à jour", re.IG
 def displayed_date(tree: _Element, iso: str) -> str | None:
     """The shortest text the page shows for the day ``iso`` (a ``<time>``, a
     dateline); None when the page shows it nowhere."""
-    best: str | None = None
-    for element in tree.xpath(_DATE_PLACES):
-        if element.tag in ("meta", "script", "html", "body"):
-            continue
-        text = " ".join(element.text_content().split())
-        if (not text or len(text) > _DISPLAYED_DATE_MAX_CHARS or (best is not None and len(text) >= len(best))
-                or NOT_PUBLISHED.search(text)):
-            continue
-        if iso_date(text) == iso:
-            best = text
-    return best
+    year, short_year = iso[:4], iso[2:4]
+    for places in (_TIME_PLACES, _DATE_PLACES):
+        best: str | None = None
+        for element in tree.xpath(places):
+            text = " ".join(element.text_content().split())
+            if (not text or len(text) > _DISPLAYED_DATE_MAX_CHARS or short_year not in text
+                    or (best is not None and len(text) >= len(best)) or NOT_PUBLISHED.search(text)):
+                continue
+            if (year in text or not re.search(r"\d{4}", text)) and iso_date(text) == iso:
+                best = text
+        if best is not None:
+            return best
+    return None
 
 
 _LINK_LABEL = re.compile(
