@@ -59,6 +59,9 @@ _DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
 _POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
 _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
                          r"|discussion-post|thread-post|reply-post)$", re.IGNORECASE)
+_POST_CANDIDATES = ('//body//*[starts-with(@id, "p") or starts-with(@id, "msg") or starts-with(@id, "message")'
+                    ' or starts-with(@id, "reply") or starts-with(@id, "P") or starts-with(@id, "M") or starts-with(@id, "R")'
+                    ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")]')
 MIN_REPEATED_POSTS = 3
 
 
@@ -110,7 +113,7 @@ def is_discussion(tree: _Element) -> bool:
     if any(_DISCUSSION_TYPES.search(value) for value in itemtypes) or sum(
             value.rstrip("/").endswith("/Comment") for value in itemtypes) >= MIN_REPEATED_POSTS:
         return True
-    posts = sum(1 for element in tree.xpath("//body//*[@id or @class]")
+    posts = sum(1 for element in tree.xpath(_POST_CANDIDATES)
                 if _POST_ID.match(element.get("id") or "")
                 or any(_POST_CLASS.match(name) for name in (element.get("class") or "").split()))
     return posts >= MIN_REPEATED_POSTS
