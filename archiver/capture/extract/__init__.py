@@ -47,12 +47,12 @@ def _choose(html: str, url: str | None) -> tuple[PageParts, str, str]:
                 if profile is not amusewiki:
                     # amusewiki's preamble is the whole header; elsewhere fill gaps
                     parts.fill_missing(metadata.page_metadata(tree))
-                    header.complete(parts, tree)
+                    header.complete(parts, tree, url)
                 return parts, profile.NAME, profile.VERSION
             # The markup looked familiar but held no text: let the generic extractor try.
             tree = parse_html(html)
     parts = generic.extract(tree, html, url)
-    header.complete(parts, tree)
+    header.complete(parts, tree, url)
     return parts, generic.NAME, generic.VERSION
 
 

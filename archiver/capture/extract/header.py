@@ -18,7 +18,7 @@ from datetime import date
 
 from htmldate import find_date
 from lxml.etree import _Element
-from trafilatura.metadata import examine_meta, extract_author, extract_meta_json
+from trafilatura.metadata import examine_meta, extract_author, extract_meta_json, extract_url
 
 from archiver.capture.extract.metadata import NOT_PUBLISHED, author_name, displayed_date, iso_date
 from archiver.capture.extract.parts import PageParts
@@ -35,16 +35,18 @@ def _trafilatura_author(tree: _Element) -> str | None:
     return author_name(author.replace("; ", ", ")) if author else None
 
 
-def _htmldate_date(tree: _Element) -> str | None:
-    """The publication date as htmldate finds it (trafilatura's date reader), ISO."""
+def _htmldate_date(tree: _Element, url: str | None) -> str | None:
+    """The publication date as htmldate finds it (trafilatura's date reader), ISO.
+    With the page's URL (given, else its canonical link) htmldate settles
+    most pages early, as in trafilatura."""
     try:
         return iso_date(find_date(tree, extensive_search=True, original_date=True,
-                                  max_date=date.today().isoformat()))
+                                  max_date=date.today().isoformat(), url=url or extract_url(tree)))
     except Exception:  # htmldate raises on odd pages; the date then stays unknown
         return None
 
 
-def complete(parts: PageParts, tree: _Element) -> None:
+def complete(parts: PageParts, tree: _Element, url: str | None = None) -> None:
     """Fill ``parts``' author, date and date_iso in place (see the module's rules)."""
     parts.author = author_name(parts.author)
     if parts.date and NOT_PUBLISHED.search(parts.date):
@@ -54,7 +56,7 @@ def complete(parts: PageParts, tree: _Element) -> None:
     if not parts.author:
         parts.author = _trafilatura_author(tree)
     if not parts.date_iso:
-        found = _htmldate_date(tree)
+        found = _htmldate_date(tree, url)
         if found:
             # A date the page shows without a year ("December 8") stays as shown.
             parts.date = parts.date or displayed_date(tree, found) or found
