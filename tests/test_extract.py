@@ -475,3 +475,15 @@ def test_amusewiki_realpages_all_exact(shared_dir):
         extraction = extract_html(html, url=expected["url"])
         header, _, body = (folder / "expected.txt").read_text(encoding="utf-8").partition("\n\n")
         assert extraction.text.body + "\n" == body, folder.name
+
+
+def test_metadata_json_has_date_iso(tmp_path):
+    page = tmp_path / "saved.html"
+    page.write_text(fixture_page("displayed-date"), encoding="utf-8")
+    root = tmp_path / "bags"
+    result = CliRunner().invoke(app, ["snapshot", str(page), "--root", str(root), "--delay", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    bag = root / json.loads(result.stdout)["sources"][0]["bag"]
+    metadata = json.loads((bag / "data" / "metadata.json").read_text(encoding="utf-8"))
+    assert (metadata["date"], metadata["date_iso"]) == ("9 April 2019", "2019-04-09")
+    assert "Date: 9 April 2019\n" in (bag / "data" / "text.txt").read_text(encoding="utf-8")
