@@ -40,7 +40,7 @@ def _htmldate_date(tree: _Element, url: str | None) -> str | None:
     With the page's URL (given, else its canonical link) htmldate settles
     most pages early, as in trafilatura."""
     try:
-        return iso_date(find_date(tree, extensive_search=False, original_date=True,
+        return iso_date(find_date(tree, extensive_search=True, original_date=True,
                                   max_date=date.today().isoformat(), url=url or extract_url(tree)))
     except Exception:  # htmldate raises on odd pages; the date then stays unknown
         return None
