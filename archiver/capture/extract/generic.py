@@ -17,8 +17,10 @@ Tuning, each step measured on the article-extraction benchmark
    too and wins if it finds substantially more: precision mode sometimes
    keeps only a reprint notice, or a long article's opening;
 4. on a discussion page (a forum thread, a Q&A page) the posts are the
-   content: the balanced mode reads it straight away, since precision mode
-   keeps the first post only. A discussion is marked by schema.org
+   content, and on a page without article metadata (products, services,
+   listings, documentation) there is no one article to single out: the
+   balanced mode reads these straight away (precision mode keeps the first
+   post only, or one block of a product page). A discussion is marked by schema.org
    (``DiscussionForumPosting``, ``QAPage``, repeated ``Comment`` items) or
    by three or more repeated post containers (``id="post-123"``, class
    ``message--post``, ``forum-post`` …);
@@ -35,7 +37,7 @@ import trafilatura
 from lxml.etree import _Element
 
 from archiver.capture.extract.htmltext import element_paragraphs
-from archiver.capture.extract.metadata import page_metadata
+from archiver.capture.extract.metadata import has_article_metadata, page_metadata
 from archiver.capture.extract.parts import PageParts
 
 NAME = "generic"
@@ -134,7 +136,7 @@ def _looks_cut(found: int, tree: _Element | None) -> bool:
 def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
     ``tree`` is the parsed page, to measure its main-text mass."""
-    if tree is not None and is_discussion(tree):
+    if tree is not None and (is_discussion(tree) or not has_article_metadata(tree)):
         return drop_repeated_title(_trafilatura_paragraphs(html, BALANCED_OPTIONS), title)
     paragraphs = _trafilatura_paragraphs(html, PRECISION_OPTIONS)
     if _looks_cut(_length(paragraphs), tree):
