@@ -232,13 +232,17 @@ def archiver_generic(html: str) -> str:
 def ablation() -> dict[str, Callable[[str], str]]:
     """Each tuning step of archiver.capture.extract.generic, added one at a time."""
     def with_fallback(html: str) -> str:
-        return "\n\n".join(generic.main_text_paragraphs(html, title=None))
+        try:
+            tree = parse_html(html)
+        except ExtractionError:
+            return ""
+        return "\n\n".join(generic.main_text_paragraphs(html, title=None, tree=tree))
     return {
         "trafilatura default, extract()": lambda html: trafilatura.extract(html) or "",
         "trafilatura body tree (comments kept apart), canonical serialisation": trafilatura_tree({}),
         "+ include_comments=False": trafilatura_tree(generic.BALANCED_OPTIONS),
         "+ favor_precision": trafilatura_tree(generic.PRECISION_OPTIONS),
-        "+ balanced retry when precision looks cut": with_fallback,
+        "+ balanced mode for discussions, non-articles and cut results": with_fallback,
         "+ drop repeated title (= archiver generic)": archiver_generic,
     }
 

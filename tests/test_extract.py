@@ -487,3 +487,13 @@ def test_metadata_json_has_date_iso(tmp_path):
     metadata = json.loads((bag / "data" / "metadata.json").read_text(encoding="utf-8"))
     assert (metadata["date"], metadata["date_iso"]) == ("9 April 2019", "2019-04-09")
     assert "Date: 9 April 2019\n" in (bag / "data" / "text.txt").read_text(encoding="utf-8")
+
+
+def test_json_ld_in_a_cdata_section_is_read():
+    from archiver.capture.extract.metadata import page_metadata
+    html = ('<html><head><script type="application/ld+json">\n  <![CDATA[\n  {"@type":"NewsArticle",'
+            '"headline":"Vote fails","alternativeHeadline":"Vote fails","author":[{"name":"Stella Kim"}],'
+            '"datePublished":"2024-12-06T22:00:40.000Z"}\n  ]]>\n</script></head><body><p>x</p></body></html>')
+    found = page_metadata(parse_html(html))
+    assert (found["title"], found["subtitle"], found["author"], found["date"]) == (
+        "Vote fails", None, "Stella Kim", "2024-12-06")

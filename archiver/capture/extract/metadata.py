@@ -49,6 +49,7 @@ _FURNITURE_TAGS = frozenset({"header", "footer", "nav", "aside", "h1"})
 _FURNITURE_TEST_IDS = re.compile(r"byline|author|title|publishdate|readtime|clap|share|follow|response",
                                  re.IGNORECASE)
 _EARLIEST = datetime(1000, 1, 1)
+_CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$")
 _TITLE_SEPARATORS = frozenset({"|", "—", "–", "-", "::", "·", "•", ":"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6", "p"})
 
@@ -142,7 +143,8 @@ def _json_ld_objects(tree: _Element) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for script in tree.xpath('//script[@type="application/ld+json"]'):
         try:
-            data = json.loads(script.text or "")
+            # Some pages wrap their JSON-LD in a CDATA section for old XHTML parsers.
+            data = json.loads(_CDATA.sub("", script.text or ""))
         except ValueError:
             continue  # broken JSON-LD is common; it just gives no metadata
         stack = [data]
@@ -193,11 +195,13 @@ def page_metadata(tree: _Element) -> dict[str, str | None]:
     article = _article_object(tree) or {}
     title_element = tree.find(".//title")
     authors = _names(article.get("author"))
+    subtitle = _one_line(article.get("alternativeHeadline"))
+    headline = _one_line(article.get("headline"))
     return {
-        "title": (_one_line(article.get("headline")) or _one_line(article.get("name"))
+        "title": (headline or _one_line(article.get("name"))
                   or _meta(tree, "og:title", "twitter:title", "dc.title", "DC.title")
                   or _title_without_site_name(tree, element_text(title_element))),
-        "subtitle": _one_line(article.get("alternativeHeadline")),
+        "subtitle": subtitle if subtitle != headline else None,  # some sites repeat the headline
         "author": (", ".join(dict.fromkeys(authors)) or None) if authors else
         _meta(tree, "author", "article:author", "dc.creator", "DC.creator", "parsely-author"),
         "date": display_date(_one_line(article.get("datePublished"))
