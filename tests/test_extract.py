@@ -497,3 +497,16 @@ def test_json_ld_in_a_cdata_section_is_read():
     found = page_metadata(parse_html(html))
     assert (found["title"], found["subtitle"], found["author"], found["date"]) == (
         "Vote fails", None, "Stella Kim", "2024-12-06")
+
+
+def test_pages_without_article_metadata_read_in_balanced_mode(shared_dir):
+    # Product pages: precision mode kept one block of the page (under a
+    # quarter of the ground truth); without article metadata the balanced
+    # mode reads the page.
+    from archiver.capture.extract import generic
+    for case in ("wcxb-other/4211", "wcxb-other/4213"):
+        folder = shared_dir / "realpages" / case
+        expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))["body"]
+        html = gzip.decompress((folder / "page.html.gz").read_bytes()).decode("utf-8")
+        assert generic._length(generic._trafilatura_paragraphs(html, generic.PRECISION_OPTIONS)) < 0.3 * len(expected)
+        assert len(extract_html(html).text.body) >= 0.8 * len(expected), case
