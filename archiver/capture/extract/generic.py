@@ -20,7 +20,8 @@ Tuning, each step measured on the article-extraction benchmark
    content, and on a page without article metadata (products, services,
    listings, documentation) there is no one article to single out: the
    balanced mode reads these straight away (precision mode keeps the first
-   post only, or one block of a product page). A discussion is marked by schema.org
+   post only, or one block of a product page), and recall mode when that
+   result too looks cut (step 3's signal); A discussion is marked by schema.org
    (``DiscussionForumPosting``, ``QAPage``, repeated ``Comment`` items) or
    by three or more repeated post containers (``id="post-123"``, class
    ``message--post``, ``forum-post`` …);
@@ -45,6 +46,10 @@ VERSION = f"trafilatura/{trafilatura.__version__}+archiver/1"
 
 PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True}
 BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False}
+# Recall mode reads what the others leave out, hidden elements too: those are pruned.
+RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": (
+    "//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
+    " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")}
 # Below this many characters, or this share of the page's text mass, a
 # precision-mode result is suspect (step 3) …
 SHORT_RESULT_CHARS = 400
@@ -137,7 +142,12 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
     ``tree`` is the parsed page, to measure its main-text mass."""
     if tree is not None and (is_discussion(tree) or not has_article_metadata(tree)):
-        return drop_repeated_title(_trafilatura_paragraphs(html, BALANCED_OPTIONS), title)
+        paragraphs = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
+        if _looks_cut(_length(paragraphs), tree):
+            recall = _trafilatura_paragraphs(html, RECALL_OPTIONS)
+            if _length(recall) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
+                paragraphs = recall
+        return drop_repeated_title(paragraphs, title)
     paragraphs = _trafilatura_paragraphs(html, PRECISION_OPTIONS)
     if _looks_cut(_length(paragraphs), tree):
         balanced = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
