@@ -65,6 +65,7 @@ class CaptureMaterial:
         """The bag's ``data/metadata.json``."""
         return {
             **{k: v for k, v in self.extraction.text.to_dict().items() if k != "body"},
+            "date_iso": self.extraction.date_iso,
             "url": self.url,
             "final_url": self.final_url,
             "retrieved": iso(self.retrieved),

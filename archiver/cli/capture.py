@@ -116,7 +116,7 @@ def _extract_one(page: Path, url: Optional[str]) -> tuple[dict[str, Any], int]:
         return {"path": str(page), "error": f"{page}: {exc}", "exit_code": exc.exit_code}, exc.exit_code
     return {"path": str(page), **extraction.text.to_dict(), "text": extraction.text.render(),
             "extractor": extraction.extractor, "extractor_version": extraction.extractor_version,
-            "links": extraction.links, "charset": charset, "charset_source": how}, EXIT_OK
+            "links": extraction.links, "charset": charset, "charset_source": how, "date_iso": extraction.date_iso}, EXIT_OK
 
 
 @app.command("extract")

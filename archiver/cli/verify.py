@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
-                                 emit_json, err, error_line, errors_to_exit, event_log_warnings, fail, one_line,
+                                 emit_json, error_line, errors_to_exit, event_log_warnings, fail, one_line,
                                  out, progress_bar)
 from archiver.cli.trust import TsaCaOption, read_tsa_ca
 from archiver.errors import ArchiverError, UsageError

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from archiver.errors import ExtractionError
 from archiver.capture.text import CanonicalText, normalise_body, retrieval_source_note
-from archiver.capture.extract import amusewiki, drupal, generic, metadata, wordpress
+from archiver.capture.extract import amusewiki, drupal, generic, header, metadata, wordpress
 from archiver.capture.extract.htmltext import parse_html
 from archiver.capture.extract.parts import PageParts
 
@@ -35,6 +35,7 @@ class Extraction:
     extractor: str            # profile name: "amusewiki", "drupal", "wordpress", "jsonld", "generic"
     extractor_version: str    # e.g. "archiver-amusewiki/1", "trafilatura/2.3.1+archiver/1"
     links: list[dict[str, str]] = field(default_factory=list)  # downloads offered: {"url", "kind"}
+    date_iso: str | None = None  # the header's date read as an ISO 8601 date, when it reads as one
 
 
 def _choose(html: str, url: str | None) -> tuple[PageParts, str, str]:
@@ -46,10 +47,13 @@ def _choose(html: str, url: str | None) -> tuple[PageParts, str, str]:
                 if profile is not amusewiki:
                     # amusewiki's preamble is the whole header; elsewhere fill gaps
                     parts.fill_missing(metadata.page_metadata(tree))
+                    header.complete(parts, tree, url)
                 return parts, profile.NAME, profile.VERSION
             # The markup looked familiar but held no text: let the generic extractor try.
             tree = parse_html(html)
-    return generic.extract(tree, html, url), generic.NAME, generic.VERSION
+    parts = generic.extract(tree, html, url)
+    header.complete(parts, tree, url)
+    return parts, generic.NAME, generic.VERSION
 
 
 def extract_html(html: str, url: str | None = None, retrieved: datetime | None = None) -> Extraction:
@@ -63,4 +67,5 @@ def extract_html(html: str, url: str | None = None, retrieved: datetime | None =
         source = retrieval_source_note(url, retrieved or datetime.now(timezone.utc))
     text = CanonicalText(title=parts.title, subtitle=parts.subtitle, author=parts.author,
                          date=parts.date, source=source, body=body)
-    return Extraction(text=text, extractor=name, extractor_version=version, links=parts.links)
+    return Extraction(text=text, extractor=name, extractor_version=version, links=parts.links,
+                      date_iso=parts.date_iso or metadata.iso_date(parts.date))

@@ -45,13 +45,38 @@ def matches(tree: _Element) -> bool:
                                or bool(tree.xpath('//*[starts-with(@class, "node--")]')))
 
 
-def _full_node(tree: _Element) -> _Element:
-    """The node shown in full, not a teaser of a related node elsewhere on the page."""
-    for node in tree.xpath(f'//article[{has_class("node--view-mode-full")}]'
-                           f' | //*[{has_class("node")}][not({has_class("node--view-mode-teaser")})]'):
-        if node.xpath(f".//*[{has_class('field--name-body')}]"):
+_FULL_NODE = re.compile(r"^(?:node--full|node--view-mode-full|view-mode--full|node--[\w-]+--full)$")
+_TEASER_NODE = re.compile(r"^(?:node--teaser|node--view-mode-[\w-]*teaser[\w-]*|view-mode--[\w-]*teaser[\w-]*"
+                          r"|node--[\w-]+--teaser|node--view-mode-(?:card|tile|compact|small[\w-]*|name-only))$")
+# Listings, blocks and page regions around the node shown in full.
+_OUTSIDE_CONTENT = ("ancestor::*[self::header or self::footer or self::aside or self::nav or "
+                    + " or ".join(f'contains(@class, "{name}")' for name in (
+                        "views-row", "view-content", "region-footer", "region-header", "region-sidebar",
+                        "region-highlighted", "site-footer", "comment"))
+                    + "]")
+
+
+def _is_node(element: _Element, kind: re.Pattern[str]) -> bool:
+    return any(kind.match(name) for name in class_list(element))
+
+
+def _full_node(tree: _Element) -> _Element | None:
+    """The node shown in full, never a teaser of a related node elsewhere on the page.
+
+    A node marked full (``node--full``, ``node--view-mode-full``) is the text
+    even when it has no body field (the profile then yields to the generic
+    extractor). Otherwise the one unmarked node with a body field outside
+    listings, headers, footers and sidebars; None when there is none or several."""
+    nodes = tree.xpath('//*[contains(@class, "node")]')
+    for node in nodes:
+        if _is_node(node, _FULL_NODE):
             return node
-    return tree
+    candidates = [node for node in nodes
+                  if "node" in class_list(node) and not _is_node(node, _TEASER_NODE)
+                  and not node.xpath(_OUTSIDE_CONTENT) and node.xpath(f".//*[{has_class('field--name-body')}]")]
+    candidates = [node for node in candidates if not any(a in candidates for a in node.iterancestors())]
+    # Several nodes side by side are a listing (events, search results), not one text.
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _is_not_body(element: _Element) -> bool:
@@ -72,6 +97,8 @@ def _field_value(field: _Element | None) -> str | None:
 
 def extract(tree: _Element, url: str | None) -> PageParts:
     node = _full_node(tree)
+    if node is None:
+        return PageParts()  # no node shown in full: not a page this profile reads
     title = _first(tree, f'//h1[{has_class("page-title")}]', f'//*[{has_class("page-title")}]',
                    f'//*[{has_class("field--name-title")}]', "//h1")
     author = _field_value(_first(node, f'.//*[{has_class("field--name-field-author")}]',

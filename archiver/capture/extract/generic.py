@@ -11,10 +11,21 @@ Tuning, each step measured on the article-extraction benchmark
 
 1. comments are never body text (trafilatura includes them by default);
 2. precision-oriented extraction first: it leaves out more boilerplate;
-3. when that finds less than a short paragraph's worth of text, the balanced
-   mode runs too and wins if it finds substantially more (precision mode
-   sometimes keeps only a reprint notice and loses the article);
-4. a first paragraph that repeats the page title is dropped: the title is in
+3. when that finds less than a short paragraph's worth of text, or less than
+   a share of the page's main-text mass (its visible text outside links,
+   navigation, headers, footers, asides and forms), the balanced mode runs
+   too and wins if it finds substantially more: precision mode sometimes
+   keeps only a reprint notice, or a long article's opening;
+4. on a discussion page (a forum thread, a Q&A page) the posts are the
+   content, and on a page without article metadata (products, services,
+   listings, documentation) there is no one article to single out: the
+   balanced mode reads these straight away (precision mode keeps the first
+   post only, or one block of a product page), and recall mode when that
+   result too looks cut (step 3's signal); A discussion is marked by schema.org
+   (``DiscussionForumPosting``, ``QAPage``, repeated ``Comment`` items) or
+   by three or more repeated post containers (``id="post-123"``, class
+   ``message--post``, ``forum-post`` …);
+5. a first paragraph that repeats the page title is dropped: the title is in
    the header already.
 """
 
@@ -27,7 +38,7 @@ import trafilatura
 from lxml.etree import _Element
 
 from archiver.capture.extract.htmltext import element_paragraphs
-from archiver.capture.extract.metadata import page_metadata
+from archiver.capture.extract.metadata import has_article_metadata, page_metadata
 from archiver.capture.extract.parts import PageParts
 
 NAME = "generic"
@@ -35,12 +46,30 @@ VERSION = f"trafilatura/{trafilatura.__version__}+archiver/1"
 
 PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True}
 BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False}
-# Below this many characters a precision-mode result is suspect (step 3) …
+# Recall mode reads what the others leave out, hidden elements too: those are pruned.
+RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": (
+    "//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
+    " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")}
+# Below this many characters, or this share of the page's text mass, a
+# precision-mode result is suspect (step 3) …
 SHORT_RESULT_CHARS = 400
+SHORT_SHARE_OF_MASS = 0.4
 # … and the balanced result replaces it only when at least this much longer.
-BALANCED_MUST_BE_LONGER = 2.0
+BALANCED_MUST_BE_LONGER = 1.5
+# The page's main-text mass: text not in links, page furniture or forms.
+_MASS_TEXT = ("//body//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::a"
+              " or ancestor::nav or ancestor::header or ancestor::footer or ancestor::aside"
+              " or ancestor::form or ancestor::select or ancestor::button)]")
 
 _WORDS = re.compile(r"\w+")
+_DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
+_POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
+_POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
+                         r"|discussion-post|thread-post|reply-post)$", re.IGNORECASE)
+_POST_CANDIDATES = ('//body//*[starts-with(@id, "p") or starts-with(@id, "msg") or starts-with(@id, "message")'
+                    ' or starts-with(@id, "reply") or starts-with(@id, "P") or starts-with(@id, "M") or starts-with(@id, "R")'
+                    ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")]')
+MIN_REPEATED_POSTS = 3
 
 
 def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
@@ -77,10 +106,50 @@ def drop_repeated_title(paragraphs: list[str], title: str | None) -> list[str]:
     return paragraphs
 
 
-def main_text_paragraphs(html: str, title: str | None = None) -> list[str]:
-    """The main text's paragraphs (steps 1–4 above); [] when none is found."""
+def text_mass(tree: _Element) -> int:
+    """Characters of visible text outside links, navigation, headers, footers, asides and forms."""
+    return sum(len(text.strip()) for text in tree.xpath(_MASS_TEXT))
+
+
+def is_discussion(tree: _Element) -> bool:
+    """A forum thread or Q&A page: its posts are the content (step 4)."""
+    for text in tree.xpath('//script[@type="application/ld+json"]/text()'):
+        if _DISCUSSION_TYPES.search(text):
+            return True
+    itemtypes = tree.xpath("//*[@itemtype]/@itemtype")
+    if any(_DISCUSSION_TYPES.search(value) for value in itemtypes) or sum(
+            value.rstrip("/").endswith("/Comment") for value in itemtypes) >= MIN_REPEATED_POSTS:
+        return True
+    posts = sum(1 for element in tree.xpath(_POST_CANDIDATES)
+                if _POST_ID.match(element.get("id") or "")
+                or any(_POST_CLASS.match(name) for name in (element.get("class") or "").split()))
+    return posts >= MIN_REPEATED_POSTS
+
+
+def _looks_cut(found: int, tree: _Element | None) -> bool:
+    if found < SHORT_RESULT_CHARS:
+        return True
+    if tree is None:
+        return False
+    body = tree.find("body")
+    # The whole text bounds the mass from above and costs less to measure.
+    if body is None or found >= SHORT_SHARE_OF_MASS * len(body.text_content()):
+        return False
+    return found < SHORT_SHARE_OF_MASS * text_mass(tree)
+
+
+def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
+    """The main text's paragraphs (steps 1–4 above); [] when none is found.
+    ``tree`` is the parsed page, to measure its main-text mass."""
+    if tree is not None and (is_discussion(tree) or not has_article_metadata(tree)):
+        paragraphs = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
+        if _looks_cut(_length(paragraphs), tree):
+            recall = _trafilatura_paragraphs(html, RECALL_OPTIONS)
+            if _length(recall) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
+                paragraphs = recall
+        return drop_repeated_title(paragraphs, title)
     paragraphs = _trafilatura_paragraphs(html, PRECISION_OPTIONS)
-    if _length(paragraphs) < SHORT_RESULT_CHARS:
+    if _looks_cut(_length(paragraphs), tree):
         balanced = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
         if _length(balanced) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
             paragraphs = balanced
@@ -89,5 +158,5 @@ def main_text_paragraphs(html: str, title: str | None = None) -> list[str]:
 
 def extract(tree: _Element, html: str, url: str | None) -> PageParts:
     parts = PageParts(**page_metadata(tree))
-    parts.paragraphs = main_text_paragraphs(html, parts.title)
+    parts.paragraphs = main_text_paragraphs(html, parts.title, tree)
     return parts

@@ -6,8 +6,10 @@ Precedence, field by field: JSON-LD (``Article``/``BlogPosting``/
 ``datePublished``), then OpenGraph (``og:title``, ``article:author``,
 ``article:published_time``), then plain ``<meta name=…>``, then ``<title>``.
 
-Dates: a machine date (``2024-03-05T10:00:00Z``) is shown as its date part
-(``2024-03-05``); the full value stays in the raw capture.
+Dates: a machine date (``2024-03-05T10:00:00Z``) is read as its date part
+(``2024-03-05``), which the header shows in the page's own words when the
+page shows that day (``header.complete``); the full value stays in the raw
+capture. ``iso_date`` reads a displayed date back as an ISO day.
 
 The ``jsonld`` profile applies to blog platforms (Medium, Substack, Ghost)
 whose markup marks the post body: the body is that element without its
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
+from htmldate.extractors import try_date_expr
 from lxml.etree import _Element
 
 from archiver.capture.extract.htmltext import class_list, element_paragraphs, element_text
@@ -44,6 +48,8 @@ _FURNITURE_CLASSES = re.compile(
 _FURNITURE_TAGS = frozenset({"header", "footer", "nav", "aside", "h1"})
 _FURNITURE_TEST_IDS = re.compile(r"byline|author|title|publishdate|readtime|clap|share|follow|response",
                                  re.IGNORECASE)
+_EARLIEST = datetime(1000, 1, 1)
+_CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$")
 _TITLE_SEPARATORS = frozenset({"|", "—", "–", "-", "::", "·", "•", ":"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6", "p"})
 
@@ -64,6 +70,64 @@ def display_date(value: str | None) -> str | None:
     return match.group(1) if match else value
 
 
+def iso_date(value: str | None) -> str | None:
+    """A displayed date ("March 11th, 2015", "12. März 2019", "2015-03-11T08:00Z")
+    as an ISO 8601 calendar date; None when it names no whole day."""
+    value = _one_line(value)
+    if value is None:
+        return None
+    match = _ISO_DATE.match(value)
+    if match:
+        return match.group(1)
+    try:
+        return try_date_expr(value, "%Y-%m-%d", True, _EARLIEST, datetime.now() + timedelta(days=2))
+    except Exception:  # htmldate's parsers raise on odd input; the date then stays unparsed
+        return None
+
+
+# Where pages show their date: <time>, then elements named for dates or bylines.
+_TIME_PLACES = "//time | //body//*[@datetime]"
+_DATE_PLACES = "//body//*[" + " or ".join(
+    f'contains(@{attribute}, "{word}")' for attribute in ("class", "itemprop", "data-testid")
+    for word in ("date", "Date", "publish", "posted", "byline")) + "]"
+_DISPLAYED_DATE_MAX_CHARS = 60
+NOT_PUBLISHED = re.compile(r"updat|modif|edited|aktualisiert|mis à jour", re.IGNORECASE)
+
+
+def displayed_date(tree: _Element, iso: str) -> str | None:
+    """The shortest text the page shows for the day ``iso`` (a ``<time>``, a
+    dateline); None when the page shows it nowhere."""
+    year, short_year = iso[:4], iso[2:4]
+    for places in (_TIME_PLACES, _DATE_PLACES):
+        best: str | None = None
+        for element in tree.xpath(places):
+            text = " ".join(element.text_content().split())
+            if (not text or len(text) > _DISPLAYED_DATE_MAX_CHARS or short_year not in text
+                    or (best is not None and len(text) >= len(best)) or NOT_PUBLISHED.search(text)):
+                continue
+            if (year in text or not re.search(r"\d{4}", text)) and iso_date(text) == iso:
+                best = text
+        if best is not None:
+            return best
+    return None
+
+
+_LINK_LABEL = re.compile(
+    r"^(?:(?:view|see|read|browse|more)\s+(?:all\s+)?(?:posts|articles|stories|entries|from|by)(?:\s+by)?"
+    r"|(?:posts|articles|stories)\s+by|written\s+by|posted\s+by|by)\s+", re.IGNORECASE)
+_NOT_A_NAME = re.compile(r"^(?:https?:|www\.)|://|^\S+@\S+$|^[\w.-]+\.(?:com|org|net)\b", re.IGNORECASE)
+
+
+def author_name(value: str | None) -> str | None:
+    """An author field as a name: None for a URL or an e-mail address, and a
+    link label ("View all posts by Jane Doe", "By Jane Doe") read as its name."""
+    value = _one_line(value)
+    if value is None or _NOT_A_NAME.search(value):
+        return None
+    value = _LINK_LABEL.sub("", value).strip()
+    return value or None
+
+
 def _names(value: Any) -> list[str]:
     """Author names from a JSON-LD ``author``: a string, a Person, or a list of them."""
     if isinstance(value, list):
@@ -79,7 +143,8 @@ def _json_ld_objects(tree: _Element) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for script in tree.xpath('//script[@type="application/ld+json"]'):
         try:
-            data = json.loads(script.text or "")
+            # Some pages wrap their JSON-LD in a CDATA section for old XHTML parsers.
+            data = json.loads(_CDATA.sub("", script.text or ""))
         except ValueError:
             continue  # broken JSON-LD is common; it just gives no metadata
         stack = [data]
@@ -130,11 +195,13 @@ def page_metadata(tree: _Element) -> dict[str, str | None]:
     article = _article_object(tree) or {}
     title_element = tree.find(".//title")
     authors = _names(article.get("author"))
+    subtitle = _one_line(article.get("alternativeHeadline"))
+    headline = _one_line(article.get("headline"))
     return {
-        "title": (_one_line(article.get("headline")) or _one_line(article.get("name"))
+        "title": (headline or _one_line(article.get("name"))
                   or _meta(tree, "og:title", "twitter:title", "dc.title", "DC.title")
                   or _title_without_site_name(tree, element_text(title_element))),
-        "subtitle": _one_line(article.get("alternativeHeadline")),
+        "subtitle": subtitle if subtitle != headline else None,  # some sites repeat the headline
         "author": (", ".join(dict.fromkeys(authors)) or None) if authors else
         _meta(tree, "author", "article:author", "dc.creator", "DC.creator", "parsely-author"),
         "date": display_date(_one_line(article.get("datePublished"))

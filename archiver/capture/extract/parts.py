@@ -17,6 +17,7 @@ class PageParts:
     source: str | None = None
     paragraphs: list[str] = field(default_factory=list)
     links: list[dict[str, str]] = field(default_factory=list)
+    date_iso: str | None = None  # the date as an ISO 8601 day, when known apart from ``date``
 
     def fill_missing(self, other: dict[str, str | None]) -> None:
         """Take header values from ``other`` where this page gave none."""

@@ -31,8 +31,21 @@ _NOT_BODY_IDS = frozenset({"comments", "respond", "jp-relatedposts", "jp-post-fl
                            "nav-above", "related-posts"})
 
 
+# Readers' comments are never the post, even where a theme marks them up like one.
+_IN_COMMENTS = ("ancestor-or-self::*[@id='comments' or @id='respond' or "
+                + " or ".join(has_class(name) for name in ("comments-area", "comment", "comment-list",
+                                                             "commentlist", "comment-body", "comments"))
+                + "]")
+
+
+def _post_contents(tree: _Element) -> list[_Element]:
+    """The ``.entry-content`` elements outside the comments section."""
+    return [element for element in tree.xpath(f"//*[{has_class('entry-content')}]")
+            if not element.xpath(_IN_COMMENTS)]
+
+
 def matches(tree: _Element) -> bool:
-    if not tree.xpath(f"//*[{has_class('entry-content')}]"):
+    if not _post_contents(tree):
         return False
     generator = " ".join(tree.xpath('//meta[@name="generator"]/@content'))
     return ("WordPress" in generator or bool(tree.xpath('//link[contains(@href, "wp-content")]'
@@ -50,8 +63,7 @@ def _is_not_body(element: _Element) -> bool:
 
 def _post(tree: _Element) -> _Element:
     """The post shown on a single-post page: the article holding the longest content."""
-    contents = tree.xpath(f"//*[{has_class('entry-content')}]")
-    content = max(contents, key=lambda element: len(element.text_content()))
+    content = max(_post_contents(tree), key=lambda element: len(element.text_content()))
     for ancestor in content.iterancestors():
         if ancestor.tag == "article" or "hentry" in class_list(ancestor) or "post" in class_list(ancestor):
             return ancestor
@@ -60,7 +72,7 @@ def _post(tree: _Element) -> _Element:
 
 def extract(tree: _Element, url: str | None) -> PageParts:
     post = _post(tree)
-    contents = post.xpath(f".//*[{has_class('entry-content')}]")
+    contents = [element for element in _post_contents(tree) if post in element.iterancestors()] or _post_contents(tree)
     content = max(contents, key=lambda element: len(element.text_content()))
     title = (post.xpath(f".//*[{has_class('entry-title')}]") or tree.xpath(f"//*[{has_class('entry-title')}]")
              or tree.xpath("//h1"))
