@@ -49,18 +49,18 @@ class MirrorLocked(StorageError):
     """Another live run holds the target's mirror lock (exit 3)."""
 
 
-def new_owner(lease: float) -> dict:
+def new_owner(lease: float) -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "run_id": uuid.uuid4().hex,
             "acquired": iso(utc_now()), "expires": iso(utc_now() + timedelta(seconds=lease)),
             "lease_seconds": lease}
 
 
-def describe(owner: dict) -> str:
+def describe(owner: dict[str, Any]) -> str:
     return (f"host {owner.get('host')}, pid {owner.get('pid')}, run {owner.get('run_id')}, "
             f"lease until {owner.get('expires')}")
 
 
-def _pid_gone(owner: dict) -> bool:
+def _pid_gone(owner: dict[str, Any]) -> bool:
     if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
         return False
     try:
@@ -72,7 +72,7 @@ def _pid_gone(owner: dict) -> bool:
     return False
 
 
-def lease_expired(owner: dict) -> bool:
+def lease_expired(owner: dict[str, Any]) -> bool:
     try:
         return parse_iso(str(owner["expires"])) < utc_now()
     except (KeyError, ValueError):
@@ -88,12 +88,12 @@ class _Lock:
         self.lease = lease
         self.owner = new_owner(lease)
         self.lost: str | None = None
-        self.took_over: dict | None = None
+        self.took_over: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    # subclasses: _try_acquire() -> holder dict | None (None: acquired), _renew(), _release()
-    def _try_acquire(self) -> dict | None:
+    # subclasses: _try_acquire() -> holder dict[str, Any] | None (None: acquired), _renew(), _release()
+    def _try_acquire(self) -> dict[str, Any] | None:
         raise NotImplementedError
 
     def _renew(self) -> None:
@@ -102,7 +102,7 @@ class _Lock:
     def _release(self) -> None:
         raise NotImplementedError
 
-    def acquire(self, wait: float = 0.0, on_wait: Callable[[dict], None] | None = None) -> None:
+    def acquire(self, wait: float = 0.0, on_wait: Callable[[dict[str, Any]], None] | None = None) -> None:
         deadline = time.monotonic() + max(0.0, wait)
         told = False
         while True:
@@ -146,10 +146,10 @@ class _Lock:
         if not self.lost:
             self._release()
 
-    def _stale(self, holder: dict) -> bool:
+    def _stale(self, holder: dict[str, Any]) -> bool:
         return lease_expired(holder) or _pid_gone(holder)
 
-    def _warn_takeover(self, holder: dict) -> None:
+    def _warn_takeover(self, holder: dict[str, Any]) -> None:
         self.took_over = holder
         log.warning("taking over a stale mirror lock on %s (%s)", self.location, describe(holder))
 
@@ -164,7 +164,7 @@ class DirectoryLock(_Lock):
     def _body(self) -> bytes:
         return (json.dumps(self.owner, sort_keys=True) + "\n").encode()
 
-    def _try_acquire(self) -> dict | None:
+    def _try_acquire(self) -> dict[str, Any] | None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
@@ -179,7 +179,7 @@ class DirectoryLock(_Lock):
         self.fd = fd
         return None
 
-    def _judge_existing(self) -> dict | None:
+    def _judge_existing(self) -> dict[str, Any] | None:
         """The holder of an existing lock file, or None after clearing a stale one."""
         try:
             fd = os.open(self.path, os.O_RDWR)
@@ -237,7 +237,7 @@ class DirectoryLock(_Lock):
             self.fd = None
 
 
-def _read_owner(fd: int) -> dict:
+def _read_owner(fd: int) -> dict[str, Any]:
     try:
         data = os.pread(fd, 65536, 0)
         owner = json.loads(data)
@@ -275,7 +275,7 @@ class S3Lock(_Lock):
             raise StorageError(f"cannot write the mirror lock at {self.location}: {exc}") from exc
         return answer["ETag"]
 
-    def _holder(self) -> tuple[dict, str | None]:
+    def _holder(self) -> tuple[dict[str, Any], str | None]:
         from botocore.exceptions import ClientError
 
         try:
@@ -291,7 +291,7 @@ class S3Lock(_Lock):
             owner = {}
         return (owner if isinstance(owner, dict) else {}), answer["ETag"]
 
-    def _try_acquire(self) -> dict | None:
+    def _try_acquire(self) -> dict[str, Any] | None:
         self.etag = self._put(IfNoneMatch="*")
         if self.etag:
             return None
@@ -353,7 +353,7 @@ def lock_for(target: Any, lease: float | None = None) -> _Lock:
 
 @contextmanager
 def lock_target(target: Any, wait: float = 0.0, lease: float | None = None,
-                on_wait: Callable[[dict], None] | None = None) -> Iterator[_Lock]:
+                on_wait: Callable[[dict[str, Any]], None] | None = None) -> Iterator[_Lock]:
     """Hold ``target``'s mirror lock for the body; raise MirrorLocked if another
     live run holds it after ``wait`` seconds."""
     lock = lock_for(target, lease)

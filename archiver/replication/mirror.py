@@ -60,7 +60,7 @@ class MirrorReport:
     verify: bool
     bags: list[BagResult] = field(default_factory=list)
     events_appended: int = 0
-    lock_taken_over: dict | None = None  # the stale mirror lock this run replaced
+    lock_taken_over: dict[str, Any] | None = None  # the stale mirror lock this run replaced
 
     def count(self, status: str) -> int:
         return sum(1 for b in self.bags if b.status == status)

@@ -77,14 +77,15 @@ def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
         document = trafilatura.bare_extraction(html, **options)
     except Exception:  # trafilatura raises a variety of parser errors on broken pages
         return []
-    if document is None or document.body is None:
+    body = getattr(document, "body", None)  # a Document (as_dict=False), never the dict form
+    if body is None:
         return []
-    for code in document.body.iter("code"):
+    for code in body.iter("code"):
         # trafilatura writes <pre> blocks as block-level <code>: keep their lines
         parent = code.getparent()
         if parent is not None and parent.tag in ("body", "doc", "quote") and "\n" in (code.text or ""):
             code.tag = "pre"
-    return element_paragraphs(document.body)
+    return element_paragraphs(body)
 
 
 def _length(paragraphs: list[str]) -> int:
@@ -157,6 +158,6 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
 
 
 def extract(tree: _Element, html: str, url: str | None) -> PageParts:
-    parts = PageParts(**page_metadata(tree))
+    parts = PageParts.from_header(page_metadata(tree))
     parts.paragraphs = main_text_paragraphs(html, parts.title, tree)
     return parts

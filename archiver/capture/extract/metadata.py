@@ -253,7 +253,7 @@ def _is_furniture(element: _Element) -> bool:
 
 def extract(tree: _Element, url: str | None) -> PageParts:
     container = _text_container(tree)
-    parts = PageParts(**page_metadata(tree))
+    parts = PageParts.from_header(page_metadata(tree))
     # Platforms repeat the title and subtitle as headings at the top of the
     # article; the header already carries them.
     repeated = {value for value in (parts.title, parts.subtitle) if value}

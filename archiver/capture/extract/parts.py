@@ -19,6 +19,12 @@ class PageParts:
     links: list[dict[str, str]] = field(default_factory=list)
     date_iso: str | None = None  # the date as an ISO 8601 day, when known apart from ``date``
 
+    @classmethod
+    def from_header(cls, header: dict[str, str | None]) -> "PageParts":
+        """Parts holding only header values (title, subtitle, author, date, source, date_iso)."""
+        return cls(title=header.get("title"), subtitle=header.get("subtitle"), author=header.get("author"),
+                   date=header.get("date"), source=header.get("source"), date_iso=header.get("date_iso"))
+
     def fill_missing(self, other: dict[str, str | None]) -> None:
         """Take header values from ``other`` where this page gave none."""
         for key in ("title", "subtitle", "author", "date", "source"):
