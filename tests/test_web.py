@@ -163,6 +163,30 @@ def test_bag_page_has_text_metadata_files_fixity_and_mirrors(collection, client)
     assert text.content == (collection.root / collection.essay_new / "data" / "text.txt").read_bytes()
 
 
+def test_bag_downloads_as_the_tar_export_writes_it(collection, client, tmp_path) -> None:
+    """The bag page links a tar of the whole bag: byte-identical to `archiver export
+    --format tar`, every file as in the bag, and nothing written into the collection."""
+    import io
+    import tarfile
+
+    before = tree_digest(collection.root)
+    page = client.get(f"/bag/{collection.essay_new}")
+    assert f'href="/bag/{collection.essay_new}/bag.tar"' in page.text
+    download = client.get(f"/bag/{collection.essay_new}/bag.tar")
+    assert download.status_code == 200 and download.headers["content-type"] == "application/x-tar"
+    bag = collection.root / collection.essay_new
+    with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    expected = {f"{bag.name}/{p.relative_to(bag).as_posix()}": p.read_bytes() for p in bag.rglob("*") if p.is_file()}
+    assert files == expected
+    result = CliRunner().invoke(app, ["export", collection.essay_new, "--root", str(collection.root),
+                                      "--format", "tar", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / f"{bag.name}.tar").read_bytes() == download.content
+    assert tree_digest(collection.root) == before
+    assert client.get("/bag/no-such-bag/bag.tar").status_code == 404
+
+
 def test_diff_page_is_word_level_within_changed_paragraphs(collection, client) -> None:
     document = client.get(f"/api/diff/{collection.essay_old}/{collection.essay_new}").json()
     assert document["paragraphs"] == {"same": 3, "added": 1, "removed": 0, "changed": 1}

@@ -156,6 +156,12 @@ def _write_zip(members: list[_Member], raw: BinaryIO) -> None:
                     dest.write(chunk)
 
 
+def write_bag_tar(bag: Path, raw: BinaryIO) -> None:
+    """The bag as the same pax tar ``export --format tar`` writes, to a stream (the
+    web UI's download). StorageError for a symbolic link or special file in the bag."""
+    _write_tar(bag_members(bag), raw, gz=False)
+
+
 def write_archive(members: list[_Member], dest: Path, fmt: str) -> None:
     """Write ``members`` to ``dest`` atomically: temp file beside it, fsync, rename.
     FileExistsError if ``dest`` exists."""

@@ -24,6 +24,7 @@ collection through DNS rebinding).
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -175,6 +176,30 @@ def create_app(root: Path, audit_window: timedelta = timedelta(days=90),
                         headers={"Content-Disposition": f'attachment; filename="{filename}"',
                                  "Content-Security-Policy": "sandbox; default-src 'none'"})
 
+    def bag_tar(request: Request) -> Response:
+        # The same pax tar `archiver export --format tar` writes, spooled in a temporary
+        # file outside the collection (never inside it: serving is read-only).
+        from archiver.exchange.serialise import write_bag_tar
+
+        name = request.path_params["name"]
+        folder = reader.bag_dir(name).path  # checked: a real folder directly under the root
+        spool = tempfile.TemporaryFile()
+        try:
+            write_bag_tar(folder, spool)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+
+        def chunks() -> Iterator[bytes]:
+            with spool:
+                while chunk := spool.read(1 << 20):
+                    yield chunk
+
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".tar"
+        return StreamingResponse(chunks(), media_type="application/x-tar",
+                                 headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
     def captured(request: Request) -> Response:
         name = request.path_params["name"]
         record = reader.find(name)
@@ -199,6 +224,7 @@ def create_app(root: Path, audit_window: timedelta = timedelta(days=90),
                for path, view in pages]
     routes += [Route("/bag/{name}/text.txt", handled(text), methods=["GET", "HEAD"]),
                Route("/bag/{name}/files/{path:path}", handled(bag_file), methods=["GET", "HEAD"]),
+               Route("/bag/{name}/bag.tar", handled(bag_tar), methods=["GET", "HEAD"]),
                Route("/bag/{name}/captured/page", handled(captured_page), methods=["GET", "HEAD"]),
                Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
 

@@ -83,6 +83,9 @@ class ServerLinks:
     def text(self, name: str) -> str:
         return f"/bag/{quote(name)}/text.txt"
 
+    def tar(self, name: str) -> str | None:
+        return f"/bag/{quote(name)}/bag.tar"
+
     def file(self, name: str, path: str) -> str | None:
         return f"/bag/{quote(name)}/files/{quote(path)}"
 
@@ -124,6 +127,9 @@ class SiteLinks:
 
     def text(self, name: str) -> str:
         return f"{self.prefix}bags/{quote(name)}.txt"
+
+    def tar(self, name: str) -> str | None:
+        return None  # the static site carries texts, not whole bags
 
     def file(self, name: str, path: str) -> str | None:
         return None  # the static site carries texts, not whole bags
