@@ -24,6 +24,28 @@ _held_temp_dirs: dict[str, int] = {}  # temporary folder -> descriptor holding i
 _held_guard = threading.Lock()
 
 
+def _forget_held_in_child() -> None:
+    """In a forked child: close the descriptors holding this process's folders.
+
+    A flock belongs to the open file description, which ``fork`` shares: a child
+    forked while another thread held a bag (a process pool, a hashing pool) would
+    keep that bag "held" after its writer ended or was killed, so the next run
+    would never record it and would capture its text again into a second bag.
+    The child is never the writer of those folders."""
+    global _held_guard
+    _held_guard = threading.Lock()  # the parent's guard may have been taken by another thread
+    for fd in _held_temp_dirs.values():
+        try:
+            os.close(fd)
+        except OSError:  # pragma: no cover
+            pass
+    _held_temp_dirs.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_held_in_child)
+
+
 def make_temp_dir(root: Path, label: str) -> Path:
     """A new ``.tmp-<label>-*`` folder in ``root``, with the mode ``mkdir`` gives (umask
     applied), not mkdtemp's 0700: it becomes a bag by rename and keeps its mode.

@@ -257,3 +257,39 @@ def test_malformed_metadata_is_damage_not_a_crash(tmp_path: Path, metadata: byte
         CaptureRecord.read(bag)
     from archiver.collection.catalog import read_bag_record
     assert reason in (read_bag_record(bag).damaged or "")
+
+
+# -- a bag held by a writer that is gone -------------------------------------------------------------
+
+def test_a_process_forked_while_a_bag_is_held_does_not_keep_it_held(tmp_path: Path) -> None:
+    """A writer holds its new bag (flock) until its capture event is written. A process
+    forked meanwhile (a pool worker forked by another thread) shares the descriptor; it must
+    not keep the bag "held" once the writer is gone, or no later run records the bag and
+    its text is captured again into a second bag."""
+    import signal
+    import time
+
+    from archiver.collection.recovery import record_unlogged_bags
+    from archiver.durable import held_by_a_live_writer, release_temp_dir
+
+    root = open_collection(tmp_path / "bags")
+    bag = record_for("https://example.org/essay").write(root, "essay-20261130T100000Z", keep_held=True)
+    assert held_by_a_live_writer(bag)
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # the forked sibling: outlives the writer
+        os.write(ready_w, b"1")
+        time.sleep(30)
+        os._exit(0)
+    os.close(ready_w)
+    try:
+        assert os.read(ready_r, 1) == b"1"  # the child is running
+        os.close(ready_r)
+        release_temp_dir(bag)  # the writer is gone (killed before logging the bag)
+        assert not held_by_a_live_writer(bag), "a forked process keeps the dead writer's bag held"
+        assert record_unlogged_bags(root) == [bag.name]
+        [event] = [e for e in read_events(root).events if e.bag == bag.name]
+        assert event.type == "capture" and event.detail.get("recovered")
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)

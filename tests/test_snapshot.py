@@ -249,3 +249,23 @@ def test_an_unexpected_error_in_one_source_does_not_end_the_batch(http_server, t
     assert outcomes[bad]["outcome"] == "failed" and "injected fault" in outcomes[bad]["reason"]
     assert [b.name for b in list_bag_dirs(tmp_path)] == [outcomes[good]["bag"]]
     assert no_temporary_files(tmp_path)
+
+
+def test_a_changed_page_bagged_by_a_run_killed_before_its_event_is_not_bagged_again(http_server, tmp_path) -> None:
+    """The state a SIGKILL leaves between a new bag's rename and its ``capture`` event: the
+    next snapshot records that bag, takes its text as the last capture, and logs ``unchanged``."""
+    url = http_server.add("/essay", PAGE, ETag='"v1"')
+    assert snap(tmp_path, url)[0] == 0
+    http_server.add("/essay", PAGE.replace("plain and long", "changed and long"))  # no ETag: the text decides
+    code, document = snap(tmp_path, url)
+    assert code == 0 and document["captured"] == 1
+    new = document["sources"][0]["bag"]
+    log = tmp_path / ".archiver" / "events.jsonl"
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines() if json.loads(line)["bag"] != new))
+
+    code, document = snap(tmp_path, url)
+    assert code == 0 and document["unchanged"] == 1 and document["captured"] == 0, document
+    assert document["sources"][0]["bag"] == new
+    assert len(list_bag_dirs(tmp_path)) == 2, "the changed page was bagged twice"
+    recovered = [e for e in read_events(tmp_path).events if e.bag == new and e.outcome == "success"]
+    assert len(recovered) == 1 and recovered[0].detail.get("recovered")

@@ -417,3 +417,38 @@ def test_sync_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
     finally:
         zygote.close()
         site.close()
+
+
+def _drop_events(root: Path, keep) -> None:
+    """Rewrite the event log without the events ``keep`` refuses (a state a kill leaves)."""
+    path = root / ".archiver" / "events.jsonl"
+    lines = [line for line in path.read_text().splitlines() if keep(json.loads(line))]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def test_an_edit_bagged_by_a_run_killed_before_its_event_is_not_bagged_again(tmp_path: Path) -> None:
+    """The state a SIGKILL leaves between the rename of an edited text's new bag and its
+    ``capture`` event (so no ``seen`` either): the next sync records that bag and finds the
+    same text in it, so it logs ``unchanged-same-text`` and writes no second bag."""
+    site = AmusewikiSite.synthetic(2)
+    root = tmp_path / "bags"
+    path = manifest(tmp_path, site_entry(site.base))
+    try:
+        assert run_sync(path, root)[0] == 0
+        slug = sorted(site.texts)[0]
+        url = site.url(f"/library/{slug}")
+        site.edit(slug, f"An edit to {slug}.")
+        code, document, _ = run_sync(path, root)
+        assert code == 0 and outcomes(document)[url] == "changed"
+        [old, new] = sorted(bags_by_url(root)[url])
+        _drop_events(root, lambda e: not (e["bag"] == new and e["type"] in ("capture", "seen")))
+
+        code, document, stderr = run_sync(path, root)
+        assert code == 0, stderr
+        assert outcomes(document)[url] == "unchanged-same-text", document
+        assert sorted(bags_by_url(root)[url]) == [old, new], "the edit was bagged twice"
+        events = [e for e in read_events(root).events if e.type == "capture" and e.detail.get("url") == url]
+        assert [(e.outcome, e.bag, "recovered" in e.detail) for e in events[-2:]] == [
+            ("success", new, True), ("unchanged", new, False)]
+    finally:
+        site.close()
