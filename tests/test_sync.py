@@ -339,12 +339,13 @@ def test_sync_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
         run_and_kill
 
     site = AmusewikiSite.synthetic(16)
-    site.page_delay = 0.05  # each bag takes a moment, so kills land between bags on any machine
     zygote = Zygote()
     rng = random.Random(SEED)
     root = tmp_path / "bags"
     path = manifest(tmp_path, site_entry(site.base))
-    args = ["sync", str(path), "--root", str(root), *FAST]
+    # A per-host delay spaces the page fetches (and so the bags) even across sync's worker
+    # threads, so that kills drawn between two bags land there on a loaded machine too.
+    args = ["sync", str(path), "--root", str(root), "--delay", "0.05", "--retries", "0", "--timeout", "5"]
     watch = LogWatch(root)
     checked: set[str] = set()
 
@@ -357,7 +358,10 @@ def test_sync_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
             attempts += 1
             assert attempts < KILLS_PER_PHASE * 4, f"{phase}: runs keep finishing before the kill"
             remaining = to_write - (len(checked) - start)  # aim inside the work still to do
-            wait_for, then = kill_moment(rng, remaining)
+            # Mostly after at least one new bag and before the last (fetches are 0.05 s apart),
+            # so the kills test a half-done sync; kill_moment's start-up kills only when one bag is left.
+            wait_for, then = ((rng.randrange(1, remaining), rng.uniform(0.0, 0.02)) if remaining >= 2
+                              else kill_moment(rng, remaining))
             context = f"{phase}, kill {kills + 1}: after {wait_for} new bags + {then:.3f}s (CRASH_SEED={SEED})"
             before = set(root.iterdir()) if root.exists() else set()
             new_bags = count_new(root, {p.name for p in before})
