@@ -24,24 +24,23 @@ an archive over ``max_bytes`` is a resource guard: ``ArchiveGuard`` (exit 3,
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import queue
-import stat
 import tarfile
 import threading
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable
 
 from archiver.bagit.parse import MANIFEST_NAME, TAG_MANIFEST_NAME, lookup_encoding, parse_bagit_txt, parse_manifest
 from archiver.bagit.reader import FileEntry
 from archiver.bagit.verify import BagReport, Problem, verify_bag
 from archiver.errors import StorageError
+from archiver.exchange.archive_entries import (CHUNK, _clean_name, _Counting, _Entry, _tar_entries, _zip_entries,  # noqa: F401
+                                               drain, open_tar_stream)
 
 ARCHIVE_CODES = {
     "archive-entry-unsafe": "an entry name is absolute or has a '..' component",
@@ -55,7 +54,6 @@ ARCHIVE_CODES = {
 SUFFIXES = {".tar": "tar", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".zip": "zip"}
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 KEPT_TAG_FILE = 256 * 1024 * 1024  # a top-level tag file kept in memory, at most
-CHUNK = 1 << 20
 
 
 class ArchiveGuard(StorageError):
@@ -123,95 +121,6 @@ class Scan:
 
     def problem(self, code: str, entry: str, message: str) -> None:
         self.problems.append(Problem(code, entry, message))
-
-
-@dataclass
-class _Entry:
-    name: str
-    kind: str          # file, dir, link, special
-    size: int
-    stream: Callable[[], Any]
-    packed: int = 0    # zip: the entry's compressed size (for the bomb guard)
-
-
-class _Counting(io.RawIOBase):
-    """Counts the compressed bytes read, for the bomb guard."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        readinto = getattr(self.raw, "readinto", None)
-        if readinto is not None:
-            n = readinto(buffer) or 0
-        else:  # an S3 body: read() only
-            data = self.raw.read(len(buffer))
-            n = len(data)
-            buffer[:n] = data
-        self.count += n
-        return n
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-def open_tar_stream(raw: BinaryIO, gz: bool) -> tuple[tarfile.TarFile, BinaryIO]:
-    """A streaming tar reader, and the (decompressed) stream under it. gzip is read by
-    ``gzip.GzipFile``, which checks the trailer's CRC and length: drain the stream
-    (``drain``) after the last entry so a damaged or cut end is noticed."""
-    stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw  # type: ignore[assignment]
-    return tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK), stream
-
-
-def drain(stream: BinaryIO) -> None:
-    while stream.read(CHUNK):
-        pass
-
-
-def _tar_entries(raw: BinaryIO, gz: bool) -> Iterator[_Entry]:
-    tar, stream = open_tar_stream(raw, gz)
-    with tar:
-        for member in tar:
-            if member.isreg():
-                yield _Entry(member.name, "file", member.size, partial(tar.extractfile, member))
-            elif member.isdir():
-                yield _Entry(member.name, "dir", 0, lambda: None)
-            elif member.issym() or member.islnk():
-                yield _Entry(member.name, "link", 0, lambda: None)
-            else:
-                yield _Entry(member.name, "special", 0, lambda: None)
-    drain(stream)
-
-
-def _zip_entries(raw: BinaryIO) -> Iterator[_Entry]:
-    with zipfile.ZipFile(raw) as archive:
-        for info in archive.infolist():
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                yield _Entry(info.filename, "link", 0, lambda: None)
-            elif info.is_dir():
-                yield _Entry(info.filename, "dir", 0, lambda: None)
-            elif mode and not stat.S_ISREG(mode):
-                yield _Entry(info.filename, "special", 0, lambda: None)
-            else:
-                yield _Entry(info.filename, "file", info.file_size, partial(archive.open, info),
-                             info.compress_size)
-
-
-def _clean_name(name: str) -> str | None:
-    """The entry's path with ``./`` prefixes and trailing ``/`` dropped; None if unsafe."""
-    # a backslash is an ordinary character in a POSIX name (a manifest listing it is path-unsafe)
-    if name.startswith("/") or "\x00" in name or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
-        return None
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        return None
-    return "/".join(parts)
 
 
 def _wanted_algorithms(names: list[str]) -> tuple[str, ...]:
