@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from archiver.bagit.parse import parse_oxum
 from archiver.collection.events import Event, events_path
 from archiver.collection.record import CaptureRecord, DamagedCapture, ForeignBag
 from archiver.collection.root import META_DIR, is_bag_dir, list_bag_dirs
@@ -144,8 +145,7 @@ def read_bag_record(bag_dir: Path) -> BagRecord:
 def _foreign_bag_record(name: str, info: Mapping[str, str]) -> BagRecord:
     """A bag made elsewhere (ingested): listed with its bag-info.txt's External-Description
     (as title), Source-Organization (as source) and Bagging-Date (as date); nothing indexed."""
-    octets, _, files = info.get("Payload-Oxum", "").partition(".")
-    oxum = (int(octets), int(files)) if octets.isdigit() and files.isdigit() else None
+    oxum = parse_oxum(info.get("Payload-Oxum", ""))
     return BagRecord(name=name, title=info.get("External-Description"),
                      source=info.get("Source-Organization"), date=info.get("Bagging-Date"),
                      payload_bytes=oxum[0] if oxum else None, payload_files=oxum[1] if oxum else None)

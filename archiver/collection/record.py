@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from archiver.bagit.reader import LocalBag
+from archiver.bagit.parse import parse_oxum
 from archiver.bagit.write import write_bag
 from archiver.durable import fsync_path, make_temp_dir, release_temp_dir, renamed_held_dir
 from archiver.errors import ArchiverError, StorageError
@@ -204,8 +205,7 @@ class CaptureRecord:
     @property
     def payload_oxum(self) -> tuple[int, int] | None:
         """(octets, files) from bag-info.txt, when present and well formed."""
-        octets, _, files = self.bag_info.get("Payload-Oxum", "").partition(".")
-        return (int(octets), int(files)) if octets.isdigit() and files.isdigit() else None
+        return parse_oxum(self.bag_info.get("Payload-Oxum", ""))
 
 
 def _read(reader: LocalBag, name: str, relpath: str) -> bytes:
