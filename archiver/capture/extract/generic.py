@@ -143,18 +143,21 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
     ``tree`` is the parsed page, to measure its main-text mass."""
     if tree is not None and (is_discussion(tree) or not has_article_metadata(tree)):
-        paragraphs = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
-        if _looks_cut(_length(paragraphs), tree):
-            recall = _trafilatura_paragraphs(html, RECALL_OPTIONS)
-            if _length(recall) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
-                paragraphs = recall
-        return drop_repeated_title(paragraphs, title)
-    paragraphs = _trafilatura_paragraphs(html, PRECISION_OPTIONS)
-    if _looks_cut(_length(paragraphs), tree):
-        balanced = _trafilatura_paragraphs(html, BALANCED_OPTIONS)
-        if _length(balanced) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
-            paragraphs = balanced
+        paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
+    else:
+        paragraphs = _unless_cut(html, tree, PRECISION_OPTIONS, BALANCED_OPTIONS)
     return drop_repeated_title(paragraphs, title)
+
+
+def _unless_cut(html: str, tree: _Element | None, first: dict[str, Any], looser: dict[str, Any]) -> list[str]:
+    """trafilatura with ``first``; when that looks cut, with ``looser``, whose result
+    is taken only if clearly longer (BALANCED_MUST_BE_LONGER times)."""
+    paragraphs = _trafilatura_paragraphs(html, first)
+    if _looks_cut(_length(paragraphs), tree):
+        retry = _trafilatura_paragraphs(html, looser)
+        if _length(retry) >= BALANCED_MUST_BE_LONGER * max(_length(paragraphs), 1):
+            return retry
+    return paragraphs
 
 
 def extract(tree: _Element, html: str, url: str | None) -> PageParts:
