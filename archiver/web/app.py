@@ -27,7 +27,7 @@ import re
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -81,6 +81,13 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """A download's body, read a MiB at a time; the stream is closed at the end."""
+    with stream:
+        while chunk := stream.read(1 << 20):
+            yield chunk
 
 
 def create_app(root: Path, audit_window: timedelta = timedelta(days=90),
@@ -166,13 +173,8 @@ def create_app(root: Path, audit_window: timedelta = timedelta(days=90),
         except ArchiverError as exc:
             raise BagUnavailable(str(exc)) from exc
 
-        def chunks() -> Iterator[bytes]:
-            with stream:
-                while chunk := stream.read(1 << 20):
-                    yield chunk
-
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", path.rsplit("/", 1)[-1])  # never a header injection
-        return StreamingResponse(chunks(), media_type="application/octet-stream",
+        return StreamingResponse(_chunks(stream), media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"',
                                  "Content-Security-Policy": "sandbox; default-src 'none'"})
 
@@ -190,14 +192,8 @@ def create_app(root: Path, audit_window: timedelta = timedelta(days=90),
             spool.close()
             raise
         spool.seek(0)
-
-        def chunks() -> Iterator[bytes]:
-            with spool:
-                while chunk := spool.read(1 << 20):
-                    yield chunk
-
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".tar"
-        return StreamingResponse(chunks(), media_type="application/x-tar",
+        return StreamingResponse(_chunks(spool), media_type="application/x-tar",
                                  headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     def captured(request: Request) -> Response:
