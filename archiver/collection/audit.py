@@ -25,7 +25,7 @@ from archiver.collection.root import list_bag_dirs
 from archiver.errors import StorageError, UsageError
 from archiver.collection.events import Event, append_event, read_events
 from archiver.clock import parse_iso, utc_now
-from archiver.bagit.verify import BagReport, CannotVerify, verify_bag
+from archiver.bagit.verify import BagReport, CannotVerify
 
 MAX_FILES_IN_EVENT = 1000
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -158,10 +158,10 @@ def _serialised_bags(root: Path) -> set[str]:
 
 
 def _verify(path: Path, processes: int | None, tsa_ca: bytes | None = None) -> BagReport:
-    if path.is_file():  # a serialised bag, verified in place
-        from archiver.exchange.archive_reader import verify_archive
-        return verify_archive(path)
-    return verify_bag(path, "full", processes, tsa_ca=tsa_ca)
+    # A bag folder, or a serialised bag verified in place: one dispatch, verify's own.
+    from archiver.exchange.check import verify_any
+
+    return verify_any(path, "full", processes, tsa_ca=tsa_ca)
 
 
 def _problem_files(report: BagReport) -> list[str]:
