@@ -22,6 +22,7 @@ from archiver.collection.events import Event, append_events
 from archiver.collection.root import is_bag_dir
 from archiver.durable import fsync_dir, fsync_file
 from archiver.errors import StorageError, TargetUnreachable
+from archiver.replication.lock import DirectoryLock, MirrorLock
 from archiver.replication.plan import SourceBag, TargetBagState
 from archiver.replication.site import Site
 from archiver.replication.target import EVENTS_FILE, PARTIAL_SUFFIX, RECEIPTS_DIR, joined_lines
@@ -113,6 +114,9 @@ class DirectorySite:
     def listing(self, name: str) -> dict[str, int]:
         final = self._final(name)
         return {entry.path: entry.size for entry in iter_tree(final)} if final.is_dir() else {}
+
+    def mirror_lock(self, lease: float) -> MirrorLock:
+        return DirectoryLock(self.root, lease)
 
     def keeps_receipts(self) -> bool:
         """True when this target is a mirror (it holds at least one receipt)."""

@@ -154,6 +154,9 @@ class _Lock:
         log.warning("taking over a stale mirror lock on %s (%s)", self.location, describe(holder))
 
 
+MirrorLock = _Lock  # the public name of what every kind of lock is
+
+
 class DirectoryLock(_Lock):
     def __init__(self, root: Path, lease: float = LEASE_SECONDS) -> None:
         super().__init__(lease)
@@ -337,7 +340,7 @@ class S3Lock(_Lock):
 
 
 def lock_for(target: Any, lease: float | None = None) -> _Lock:
-    """The mirror lock of a DirectoryTarget or S3Target; the lease defaults to
+    """The mirror lock of a site (``Site.mirror_lock``); the lease defaults to
     ``ARCHIVER_MIRROR_LEASE`` seconds from the environment, else LEASE_SECONDS."""
     if lease is None:
         try:
@@ -346,9 +349,7 @@ def lock_for(target: Any, lease: float | None = None) -> _Lock:
             raise UsageError("ARCHIVER_MIRROR_LEASE must be a number of seconds") from None
         if not lease > 0:
             raise UsageError("ARCHIVER_MIRROR_LEASE must be a positive number of seconds")
-    if hasattr(target, "client") and hasattr(target, "bucket"):
-        return S3Lock(target.client, target.bucket, target.prefix, lease)
-    return DirectoryLock(Path(target.root), lease)
+    return target.mirror_lock(lease)  # each kind of site knows its own lock (Site.mirror_lock)
 
 
 @contextmanager

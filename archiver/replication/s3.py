@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, cast
 from archiver.bagit.reader import BagReader, FileEntry
 from archiver.collection.events import Event
 from archiver.errors import StorageError, TargetUnreachable, UsageError, redact_credentials
+from archiver.replication.lock import MirrorLock, S3Lock
 from archiver.replication.plan import SourceBag, TargetBagState, algorithm_of
 from archiver.replication.site import Site
 from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR, joined_lines
@@ -290,6 +291,9 @@ class S3Site:
     def listing(self, name: str) -> dict[str, int]:
         base = self._key(name + "/")
         return {key[len(base):]: meta["Size"] for key, meta in self.objects.list(base).items()}
+
+    def mirror_lock(self, lease: float) -> MirrorLock:
+        return S3Lock(self.client, self.bucket, self.prefix, lease)
 
     def keeps_receipts(self) -> bool:
         """True when this target is a mirror (it holds at least one receipt)."""

@@ -24,12 +24,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Protocol
 
 from archiver.bagit.reader import BagReader
 from archiver.collection.events import Event
 from archiver.errors import UsageError
 from archiver.replication.plan import SourceBag, TargetBagState
+
+if TYPE_CHECKING:
+    from archiver.replication.lock import MirrorLock
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -71,6 +74,9 @@ class Site(Protocol):
         """(the parent site, the bag's name) when the location is itself one bag."""
 
     # -- receipts ---------------------------------------------------------------------
+    def mirror_lock(self, lease: float) -> "MirrorLock":
+        """The lock that keeps two mirror runs to this site apart (``replication/lock.py``)."""
+
     def keeps_receipts(self) -> bool:
         """True when this site is a mirror (it holds at least one receipt)."""
 
