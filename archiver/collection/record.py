@@ -171,7 +171,7 @@ class CaptureRecord:
         if not present & {METADATA, TEXT, WARC}:
             # None of a capture's files: a bag made elsewhere, not a damaged capture.
             raise ForeignBag(f"{name}: not an archiver capture (no {METADATA}); a bag made elsewhere",
-                             _parse_bag_info(_read(reader, name, BAG_INFO)))
+                             parse_bag_info(_read(reader, name, BAG_INFO)))
         try:
             metadata = json.loads(_read(reader, name, METADATA))
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -185,7 +185,7 @@ class CaptureRecord:
         return cls(metadata,
                    _read(reader, name, TEXT) if text else b"",
                    _read(reader, name, WARC) if warc else b"",
-                   {}, _parse_bag_info(info_bytes), name)
+                   {}, parse_bag_info(info_bytes), name)
 
     # ------------------------------------------------------------------ what it says
 
@@ -218,8 +218,9 @@ def _read(reader: LocalBag, name: str, relpath: str) -> bytes:
         raise DamagedCapture(f"{name}: cannot read {relpath}: {exc}") from exc
 
 
-def _parse_bag_info(data: bytes) -> dict[str, str]:
-    """The first value of each label (continuation lines are not needed here)."""
+def parse_bag_info(data: bytes) -> dict[str, str]:
+    """bag-info.txt's first value of each label, for reading what a bag says of
+    itself (continuation lines are not needed here; ``verify`` parses strictly)."""
     info: dict[str, str] = {}
     for line in data.decode("utf-8", errors="replace").splitlines():
         label, sep, value = line.partition(":")

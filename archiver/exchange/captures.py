@@ -23,6 +23,7 @@ from archiver.bagit.reader import LocalBag
 from archiver.bagit.verify import Problem
 from archiver.clock import iso, parse_iso
 from archiver.collection.root import list_bag_dirs
+from archiver.collection.record import parse_bag_info
 from archiver.errors import ArchiverError, StorageError, UsageError
 
 MAX_TAG_BYTES = 4 * 1024 * 1024   # metadata.json and bag-info.txt are small; a huge one is refused
@@ -150,15 +151,9 @@ def read_small(reader: LocalBag, relpath: str, limit: int = MAX_TAG_BYTES) -> by
 def read_bag_info(reader: LocalBag) -> dict[str, str]:
     """bag-info.txt's elements (first value of each label); {} if there is none."""
     try:
-        text = read_small(reader, "bag-info.txt").decode("utf-8", errors="replace")
+        return parse_bag_info(read_small(reader, "bag-info.txt"))
     except FileNotFoundError:
         return {}
-    info: dict[str, str] = {}
-    for line in text.splitlines():
-        label, sep, value = line.partition(":")
-        if sep and not line[:1].isspace():
-            info.setdefault(label.strip(), value.strip())
-    return info
 
 
 def manifest_digests(reader: LocalBag, name: str, algorithm: str) -> dict[str, str]:
