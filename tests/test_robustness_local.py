@@ -371,3 +371,16 @@ def test_extract_url_with_credentials_is_refused(tmp_path: Path) -> None:
                                  "--json"])
     assert result.exit_code == 2 and "pw-s3cr3t" not in result.output
     assert json.loads(result.stdout)["exit_code"] == 2
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_url_with_credentials_given_to_ingest_is_never_printed(tmp_path: Path, as_json: bool) -> None:
+    """Found by the CLI fuzz test: ``ingest`` echoed a source it could not find,
+    password and all. Every value the CLI prints is redacted (``one_line``, ``emit_json``)."""
+    args = ["ingest", "http://u:pw-s3cr3t@127.0.0.1:9/private", "--root", str(tmp_path / "bags")]
+    result = runner.invoke(app, args + (["--json"] if as_json else []))
+    assert result.exit_code in (1, 2, 3), result.output
+    assert "pw-s3cr3t" not in result.stdout and "pw-s3cr3t" not in result.stderr
+    assert "***@127.0.0.1:9" in result.stdout + result.stderr  # the source is still named
+    if as_json:
+        json.loads(result.stdout)

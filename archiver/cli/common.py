@@ -162,8 +162,9 @@ def main(
 
 
 def emit_json(document: Any) -> None:
-    """Print one JSON document on stdout (a command prints exactly one)."""
-    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
+    """Print one JSON document on stdout (a command prints exactly one); a URL
+    with credentials anywhere in it is redacted, as on every line archiver prints."""
+    sys.stdout.write(redact_credentials(json.dumps(document, ensure_ascii=False, indent=2, default=str)) + "\n")
     sys.stdout.flush()
     _said["documents"] += 1
 
@@ -179,14 +180,14 @@ def fail(message: str, code: int) -> "typer.Exit":
 def error_line(message: str) -> str:
     """Print one error line on stderr (credentials redacted, control characters
     escaped) without exiting, for a batch that goes on; return the line's message."""
-    message = one_line(redact_credentials(message))
+    message = one_line(message)
     err.print(f"archiver: error: {message}", markup=False)
     return message
 
 
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    err.print(f"archiver: warning: {one_line(redact_credentials(message))}", markup=False)
+    err.print(f"archiver: warning: {one_line(message)}", markup=False)
 
 
 @contextmanager
@@ -226,8 +227,10 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[..., Non
 
 def one_line(text: str) -> str:
     """Escape line breaks and other control characters, so a hostile file name
-    can never print a line of its own (a forged "OK" verdict, say)."""
-    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(text))
+    can never print a line of its own (a forged "OK" verdict, say), and redact a
+    URL's credentials: every value the CLI prints goes through here."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1]
+                   for ch in redact_credentials(str(text)))
 
 
 
