@@ -384,3 +384,15 @@ def test_a_url_with_credentials_given_to_ingest_is_never_printed(tmp_path: Path,
     assert "***@127.0.0.1:9" in result.stdout + result.stderr  # the source is still named
     if as_json:
         json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("verb", ["snapshot", "discover"])
+@pytest.mark.parametrize("agent", ["\u0100", "two\nlines"])
+def test_a_user_agent_that_cannot_be_a_header_is_a_usage_error(tmp_path: Path, verb: str, agent: str) -> None:
+    """Found by the CLI fuzz test: a User-Agent outside Latin-1 was an internal error."""
+    args = [verb, "http://127.0.0.1:9/page", "--user-agent", agent, "--timeout", "0.5", "--retries", "0",
+            "--delay", "0", "--json"]
+    result = runner.invoke(app, args + (["--root", str(tmp_path / "bags")] if verb == "snapshot" else []))
+    assert result.exit_code == 2, result.output
+    assert "--user-agent" in json.loads(result.stdout)["error"]
+    assert "internal error" not in result.stderr

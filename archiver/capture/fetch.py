@@ -38,7 +38,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from archiver import __version__
-from archiver.errors import FetchError, HTTPStatusError, RobotsDisallowed, TooLarge, redact_credentials
+from archiver.errors import FetchError, HTTPStatusError, RobotsDisallowed, TooLarge, UsageError, redact_credentials
 from archiver.clock import utc_now
 
 DEFAULT_USER_AGENT = f"archiver/{__version__} (preservation crawler; set --user-agent to add a contact)"
@@ -133,11 +133,24 @@ class HostThrottle:
         lock.release()
 
 
+def _check_header_value(option: str, value: str) -> None:
+    """An HTTP header value is one line of Latin-1 text (what the HTTP client can
+    send); anything else is the caller's mistake, said before any request."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UsageError(f"{option} must be Latin-1 text (it is sent as an HTTP header); "
+                         f"got {value!r}") from None
+    if not value.isprintable():
+        raise UsageError(f"{option} must be one line of printable text; got {value!r}")
+
+
 class Fetcher:
     """Fetch URLs politely; thread-safe (one session per thread)."""
 
     def __init__(self, settings: FetchSettings | None = None) -> None:
         self.settings = settings or FetchSettings()
+        _check_header_value("--user-agent", self.settings.user_agent)
         self.throttle = HostThrottle(self.settings.delay)
         self._local = threading.local()
         self._robots: dict[str, tuple[Protego | None, str]] = {}
