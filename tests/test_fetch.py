@@ -174,6 +174,20 @@ def test_user_agent_is_sent(http_server) -> None:
     assert http_server.requests[-1][2]["User-Agent"] == "TestArchiver/9"
 
 
+def test_netrc_credentials_are_never_sent_or_recorded(http_server, tmp_path, monkeypatch) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login librarian password NetrcSecret1\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    http_server.add("/private", PAGE)
+    capture = Fetcher(fast(obey_robots=False)).fetch(http_server.url("/private"))
+    assert "Authorization" not in http_server.requests[-1][2]
+    assert all(name.lower() != "authorization" for hop in capture.exchanges for name, _ in hop.request_headers)
+    # control: requests itself would have sent them
+    import requests
+    assert requests.get(http_server.url("/private"), timeout=5).request.headers.get("Authorization")
+
+
 def test_parse_content_type() -> None:
     assert parse_content_type('text/HTML; Charset="ISO-8859-1"') == ("text/html", "ISO-8859-1")
     assert parse_content_type("") == ("", None)

@@ -168,6 +168,9 @@ class Fetcher:
                 redirect=False, raise_on_status=False, allowed_methods=frozenset({"GET", "HEAD"}),
             )
             session = requests.Session()
+            # Never send credentials from ~/.netrc (requests reads it when a
+            # request has no auth): they would be recorded in the WARC.
+            session.auth = _no_credentials
             adapter = HTTPAdapter(max_retries=retry)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -363,6 +366,11 @@ class Fetcher:
             raise FetchError(f"connection broke while reading the body after {size:,} bytes: "
                              f"{_root_cause(exc)}") from exc
         return b"".join(chunks)
+
+
+def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth that adds nothing, so requests does not fall back to ~/.netrc."""
+    return request
 
 
 def parse_content_type(value: str) -> tuple[str, str | None]:
