@@ -13,7 +13,6 @@ A bag that cannot be read, or does not say what it captured, is a ``Problem``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +22,7 @@ from archiver.bagit.reader import LocalBag
 from archiver.bagit.verify import Problem
 from archiver.clock import iso, parse_iso
 from archiver.collection.root import list_bag_dirs
-from archiver.collection.record import parse_bag_info
+from archiver.collection.record import CaptureRecord, DamagedCapture, ForeignBag, parse_bag_info
 from archiver.errors import ArchiverError, StorageError, UsageError
 
 MAX_TAG_BYTES = 4 * 1024 * 1024   # metadata.json and bag-info.txt are small; a huge one is refused
@@ -103,21 +102,18 @@ def select_captures(root: Path, bags: list[str] | None, urls: list[str] | None,
 
 
 def read_capture(bag_dir: Path) -> tuple[CaptureBag, str | None]:
-    """(the capture a bag holds, its final URL). Reads ``data/metadata.json``
-    (archiver's bags) or else bag-info.txt's Source-URL / External-Identifier
-    and Retrieval-Date / Bagging-Date (bags made elsewhere). StorageError if
-    the bag does not say which URL it captured or when."""
-    reader = LocalBag(bag_dir)
-    metadata: dict = {}
+    """(the capture a bag holds, its final URL), read through ``CaptureRecord``:
+    ``data/metadata.json`` for archiver's bags, or else bag-info.txt's Source-URL /
+    External-Identifier and Retrieval-Date / Bagging-Date (bags made elsewhere).
+    StorageError for a damaged capture, or a bag that does not say which URL it
+    captured or when."""
     try:
-        raw = read_small(reader, "data/metadata.json")
-        loaded = json.loads(raw)
-        metadata = loaded if isinstance(loaded, dict) else {}
-    except FileNotFoundError:
-        pass
-    except ValueError as exc:
-        raise StorageError(f"{bag_dir.name}: data/metadata.json is not JSON ({exc})") from exc
-    info = read_bag_info(reader)
+        record = CaptureRecord.read(bag_dir, text=False)
+        metadata, info = record.metadata, record.bag_info
+    except ForeignBag as foreign:
+        metadata, info = {}, dict(foreign.bag_info)
+    except DamagedCapture as exc:
+        raise StorageError(str(exc)) from exc
     url = metadata.get("url") or info.get("Source-URL") or info.get("External-Identifier")
     when = metadata.get("retrieved") or info.get("Retrieval-Date") or info.get("Bagging-Date")
     if not isinstance(url, str) or not url:
