@@ -287,3 +287,21 @@ def test_sync_stamps_with_its_option_over_the_manifest(tmp_path, tsa):
     [stamp] = stamp_events(root)
     assert stamp["stamped"] is True and stamp["tsa_url"] == tsa.url
     assert verify_bag(next(root.glob("page-*")), tsa_ca=tsa.ca.read_bytes()).timestamp["status"] == "verified"
+
+
+def test_a_stamped_bag_exported_as_tar_verifies_its_token_in_place(tmp_path, tsa):
+    root, [bag] = capture(tmp_path, tsa.url)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", "--root", str(root), "--all", "--format", "tar", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    [tar] = sorted(out.glob("*.tar"))
+    good = runner.invoke(app, ["verify", str(tar), "--tsa-ca", str(tsa.ca), "--json"])
+    assert good.exit_code == 0, good.output
+    [report] = json.loads(good.stdout)["bags"]
+    assert report["timestamp"]["status"] == "verified"
+    assert report["timestamp"]["tsa"] == "CN=Archiver Test TSA"
+    other_ca = make_ca(tmp_path / "other", "Archiver Test TSA CA")
+    bad = runner.invoke(app, ["verify", str(tar), "--tsa-ca", str(other_ca), "--json"])
+    assert bad.exit_code == 1, bad.output
+    assert "timestamp-signature-invalid" in bad.stdout

@@ -159,7 +159,10 @@ def _name(info) -> str | None:
         name = info.name
     except Exception:  # optional field; absent in many tokens
         return None
-    return None if name is None else str(getattr(name, "value", name))
+    if name is None:
+        return None
+    value = getattr(name, "value", name)  # a GeneralName: its value; a directory name: "CN=…"
+    return value.rfc4514_string() if hasattr(value, "rfc4514_string") else str(value)
 
 
 def check_stored_token(reader: Any, ca_pem: bytes | None, add: Callable[..., None],

@@ -388,14 +388,16 @@ def verify_archive(source: ArchiveSource | Path | str, mode: str = "full",
     return verify_scan(source, scan_archive(source, on_progress, **guards), mode)
 
 
-def verify_scan(source: ArchiveSource, scan: Scan, mode: str = "full") -> BagReport:
-    """The report for one scanned archive (see ``verify_archive``)."""
-    inner = verify_bag(ScannedBag(source.location, scan), "fast" if mode == "fast" else "completeness")
+def verify_scan(source: ArchiveSource, scan: Scan, mode: str = "full", tsa_ca: bytes | None = None) -> BagReport:
+    """The report for one scanned archive (see ``verify_archive``); ``tsa_ca``
+    checks an RFC 3161 token's signature, as for a folder."""
+    inner = verify_bag(ScannedBag(source.location, scan), "fast" if mode == "fast" else "completeness",
+                       tsa_ca=tsa_ca)
     problems = list(scan.problems) + list(inner.problems)
     if mode == "full":
         problems += _checksum_problems(scan, inner.version)
     return BagReport(source.location, not problems, mode, problems, inner.warnings, inner.version,
-                     inner.files, inner.bytes)
+                     inner.files, inner.bytes, inner.timestamp)
 
 
 def _checksum_problems(scan: Scan, version: str | None) -> list[Problem]:

@@ -54,15 +54,15 @@ def verify_any(bag: Path | BagReader | ArchiveSource, mode: str = "full", proces
     if isinstance(bag, Path) and is_archive(bag):
         bag = ArchiveSource.local(bag)
     if isinstance(bag, ArchiveSource):
-        return verify_scanned(bag, scan_archive(bag, on_progress), mode, profiles)
+        return verify_scanned(bag, scan_archive(bag, on_progress), mode, profiles, tsa_ca)
     reader = LocalBag(bag) if isinstance(bag, Path) else bag
     return _with_profiles(verify_bag(reader, mode, processes, on_progress, tsa_ca=tsa_ca), reader, None, profiles)
 
 
 def verify_scanned(source: ArchiveSource, scan: Scan, mode: str = "full",
-                   profiles: list[Profile] | None = None) -> BagReport:
+                   profiles: list[Profile] | None = None, tsa_ca: bytes | None = None) -> BagReport:
     """``verify_any`` for an archive already scanned (ingest reuses the scan)."""
-    return _with_profiles(verify_scan(source, scan, mode), ScannedBag(source.location, scan),
+    return _with_profiles(verify_scan(source, scan, mode, tsa_ca), ScannedBag(source.location, scan),
                           ArchiveFacts(source.kind, source.name, scan.top), profiles)
 
 
