@@ -301,14 +301,16 @@ def as_s3_site(site: Site) -> S3Site:
 
 def server_attest_site(site: Site, names: Iterable[str] | None = None, workers: int = WORKERS,
                        on_progress: ProgressCallback | None = None, tsa_ca: bytes | None = None,
-                       on_bag: Callable[[BagAttestation], None] | None = None) -> SiteAttestation:
+                       on_bag: Callable[[BagAttestation], None] | None = None,
+                       probe: ServerProbe | None = None) -> SiteAttestation:
     """Server-attest ``names`` (default: every bag at the site). A bag that cannot
     be listed or read at all goes to ``errors`` (could not check), not to failures.
-    ``on_bag`` is called with each result as it is made (to log events as it goes)."""
+    ``on_bag`` is called with each result as it is made (to log events as it goes);
+    ``probe``: a probe already made (default: probe the server now)."""
     s3 = as_s3_site(site)
     s3.check_readable()
     todo = sorted(names) if names is not None else s3.bag_names()
-    report = SiteAttestation(s3.location, probe_server(s3))
+    report = SiteAttestation(s3.location, probe or probe_server(s3))
     for index, name in enumerate(todo):
         if on_progress:
             on_progress(index, len(todo), name)
@@ -346,3 +348,83 @@ def attestation_event(result: BagAttestation, site_location: str, probe: ServerP
         detail["files"] = sorted({p.path for p in result.problems if p.path})[:1000]
         detail["problems"] = [p.to_dict() for p in result.problems[:1000]]
     return Event("fixity", result.status, bag=result.bag, detail=detail)
+
+
+def read_site_events(site: S3Site) -> list[Event]:
+    """The site's event log as events (lines that are not whole events are skipped)."""
+    import json
+
+    events = []
+    for line in site.read_event_log().split(b"\n"):
+        if line.strip():
+            try:
+                events.append(Event.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return events
+
+
+@dataclass
+class ServerAudit:
+    """``audit --server-checksums`` of an S3 site."""
+
+    attestation: SiteAttestation
+    missing: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.missing and all(b.ok for b in self.attestation.bags)
+
+    def to_dict(self) -> dict[str, Any]:
+        bags = self.attestation.bags
+        return {**self.attestation.to_dict(), "root": self.attestation.location, "checked": len(bags),
+                "server_attested": [b.bag for b in bags if b.status == ATTESTED],
+                "verified_by_reading": [b.bag for b in bags if b.status == "success"],
+                "failed_bags": [b.bag for b in bags if not b.ok],
+                "missing": self.missing, "skipped": self.skipped}
+
+
+def audit_site(site: Site, max_age: Any, limit: int | None = None, now: Any = None,
+               on_progress: ProgressCallback | None = None, tsa_ca: bytes | None = None,
+               log_every: int = 100) -> ServerAudit:
+    """Server-attest the bags of an S3 site that are due, logging one fixity event
+    each to the site's log (in batches of ``log_every``: S3 cannot append).
+
+    Only this method's own events (``detail.method`` server-attested, ``detail.site``
+    this site) say when a bag was last checked here: a mirror's log also holds the
+    source collection's events, which are about another copy."""
+    from archiver.clock import utc_now
+    from archiver.collection.audit import plan_audit
+
+    s3 = as_s3_site(site)
+    s3.check_readable()
+    mine = [e for e in read_site_events(s3)
+            if e.type == "fixity" and e.detail.get("method") == METHOD and e.detail.get("site") == s3.location]
+    plan = plan_audit(s3.bag_names(), mine, now or utc_now(), max_age, limit, good=("success", ATTESTED))
+    pending: list[Event] = []
+
+    def log(event: Event) -> None:
+        pending.append(event)
+        if len(pending) >= log_every:
+            s3.log_events(pending)
+            pending.clear()
+
+    probe = probe_server(s3) if plan.due else ServerProbe(None, "no bag was due: the server was not probed")
+    try:
+        attestation = server_attest_site(
+            s3, plan.due, on_progress=on_progress, tsa_ca=tsa_ca, probe=probe,
+            on_bag=lambda result: log(attestation_event(result, s3.location, probe)))
+    finally:
+        if pending:
+            s3.log_events(pending)
+    report = ServerAudit(attestation, plan.missing,
+                         [{"bag": bag, "reason": reason, "last_checked": plan.last_ok.get(bag)}
+                          for bag, reason in plan.skipped])
+    missing_events = [Event("fixity", "unverifiable", bag=bag,
+                            detail={"method": METHOD, "site": s3.location, "reason": "missing",
+                                    "message": f"bag {bag} is gone from {s3.location}"})
+                      for bag in plan.missing]
+    if missing_events:
+        s3.log_events(missing_events)
+    return report
