@@ -117,8 +117,8 @@ def audit_server_checksums(root: str, endpoint_url: Optional[str], age: timedelt
     else:
         for bag in report.attestation.bags:
             _print_bag(bag)
-        for bag in report.missing:
-            out.print(f"MISSING  {bag}: this site's log knows the bag but its objects are gone", markup=False)
+        for missing in report.missing:
+            out.print(f"MISSING  {missing}: this site's log knows the bag but its objects are gone", markup=False)
         for error in report.attestation.errors:
             out.print(f"ERROR {one_line(error['path'])}: could not check: {one_line(error['error'])}", markup=False)
         out.print(f"audit of {one_line(root)} (--server-checksums): {len(report.skipped)} skipped", markup=False)

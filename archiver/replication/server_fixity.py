@@ -43,6 +43,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,7 @@ PROBE_DIR = ".archiver/checksum-probe"
 _REFUSED = {"BadDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch", "InvalidDigest"}
 _MULTIPART_ETAG = re.compile(r"-\d+\"?$")
 WORKERS = 16
+KEEP_TAG_FILE = 1 << 20  # tag files up to this size are fetched once per bag
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -186,18 +188,26 @@ class SiteAttestation:
 
 
 class _ListedBag:
-    """A bag on S3 read through a listing made once (verify_bag lists it again otherwise)."""
+    """A bag on S3 read through a listing made once (verify_bag lists it again
+    otherwise); small tag files are fetched once, though the structure check,
+    the manifest parsing and the tag-file hashing each read them."""
 
     def __init__(self, site: S3Site, name: str, sizes: dict[str, int]) -> None:
         self._reader = site.reader(name)
         self.location = self._reader.location
         self._sizes = sizes
+        self._kept: dict[str, bytes] = {}
 
     def list_files(self) -> list[FileEntry]:
         return [FileEntry(path, size) for path, size in sorted(self._sizes.items())]
 
     def open(self, path: str) -> BinaryIO:
-        return self._reader.open(path)
+        if "/" in path or self._sizes.get(path, KEEP_TAG_FILE + 1) > KEEP_TAG_FILE:
+            return self._reader.open(path)
+        if path not in self._kept:
+            with self._reader.open(path) as stream:
+                self._kept[path] = stream.read()
+        return io.BytesIO(self._kept[path])
 
 
 def _expected_digests(reader: _ListedBag, sizes: dict[str, int]) -> tuple[dict[str, dict[str, str]], set[str]]:
