@@ -369,6 +369,12 @@ class S3Site:
         base = self._key(name + "/")
         return {key[len(base):]: meta["Size"] for key, meta in self.objects.list(base).items()}
 
+    def scanned_files(self, name: str) -> dict[str, int] | None:
+        """The bag's files with sizes as the last ``scan`` saw them (None: no scan yet)."""
+        if self._listing is None:
+            return None
+        return {path: meta["Size"] for path, meta in self._listing.get(name, {}).items()}
+
     def mirror_lock(self, lease: float) -> MirrorLock:
         return S3Lock(self.client, self.bucket, self.prefix, lease)
 

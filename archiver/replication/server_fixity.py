@@ -46,9 +46,10 @@ import hashlib
 import io
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from archiver.bagit.hashing import check_stream, unreadable_problem
 from archiver.bagit.parse import hash_name, parse_manifest_map
@@ -67,7 +68,8 @@ PROBE_DIR = ".archiver/checksum-probe"
 # The error codes with which stores refuse a body whose checksum does not match.
 _REFUSED = {"BadDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch", "InvalidDigest"}
 _MULTIPART_ETAG = re.compile(r"-\d+\"?$")
-WORKERS = 16
+WORKERS = 16  # HEADs and reads in flight
+BAG_WORKERS = 4  # bags checked at once
 KEEP_TAG_FILE = 1 << 20  # tag files up to this size are fetched once per bag
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -233,12 +235,15 @@ def _expected_digests(reader: _ListedBag, sizes: dict[str, int]) -> tuple[dict[s
     return expected, tagmanifests
 
 
-def attest_bag(site: S3Site, name: str, probe: ServerProbe, workers: int = WORKERS,
+def attest_bag(site: S3Site, name: str, probe: ServerProbe, pool: Executor,
                tsa_ca: bytes | None = None) -> BagAttestation:
-    """Check one bag at ``site`` (see the module doc). StorageError: it cannot be listed."""
+    """Check one bag at ``site`` (see the module doc), its files' checks run on
+    ``pool``. StorageError: it cannot be listed."""
     base = site._key(name + "/")
-    listed = site.objects.list(base)
-    sizes = {key[len(base):]: meta["Size"] for key, meta in listed.items() if not key.endswith("/")}
+    sizes = site.scanned_files(name)
+    if not sizes:  # no scan (one bag named), or the bag appeared since: list it
+        sizes = {key[len(base):]: meta["Size"] for key, meta in site.objects.list(base).items()}
+    sizes = {path: size for path, size in sizes.items() if path and not path.endswith("/")}
     reader = _ListedBag(site, name, sizes)
     result = BagAttestation(name, reader.location)
     structure = verify_bag(reader, "completeness", tsa_ca=tsa_ca)  # reads tag files only
@@ -273,15 +278,26 @@ def attest_bag(site: S3Site, name: str, probe: ServerProbe, workers: int = WORKE
             return "read", reason, [unreadable_problem(path, str(exc))]
 
     present = sorted(p for p in expected if p in sizes)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for path, (how, reason, problems) in zip(present, pool.map(check, present)):
-            result.problems.extend(problems)
-            if how == "attested":
-                result.attested += 1
-                result.attested_bytes += sizes[path]
-            else:
-                _count_read(result, reason, sizes[path])
+    for path, (how, reason, problems) in zip(present, _in_order(pool, check, present)):
+        result.problems.extend(problems)
+        if how == "attested":
+            result.attested += 1
+            result.attested_bytes += sizes[path]
+        else:
+            _count_read(result, reason, sizes[path])
     return result
+
+
+def _in_order(pool: Executor, fn: Callable[[Any], Any], items: Iterable[Any], window: int = 256) -> Iterator[Any]:
+    """``pool.map`` with at most ``window`` calls in flight (a million files are not
+    a million futures at once); results in the order of ``items``."""
+    pending: deque[Future[Any]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _read_reason(path: str, digests: dict[str, str], probe: ServerProbe) -> str:
@@ -320,18 +336,27 @@ def server_attest_site(site: Site, names: Iterable[str] | None = None, workers: 
     s3 = as_s3_site(site)
     s3.check_readable()
     todo = sorted(names) if names is not None else s3.bag_names()
+    if len(todo) > 1 and s3.scanned_files(todo[0]) is None:
+        s3.scan()  # one listing of the site instead of one per bag
     report = SiteAttestation(s3.location, probe or probe_server(s3))
-    for index, name in enumerate(todo):
-        if on_progress:
-            on_progress(index, len(todo), name)
+
+    def one(name: str) -> BagAttestation | str:
         try:
-            result = attest_bag(s3, name, report.probe, workers, tsa_ca)
+            return attest_bag(s3, name, report.probe, files, tsa_ca)
         except StorageError as exc:
-            report.errors.append({"path": f"{s3.location}/{name}", "error": str(exc)})
-            continue
-        report.bags.append(result)
-        if on_bag:
-            on_bag(result)
+            return str(exc)
+
+    # Bags in parallel (many small bags), and their files on one shared pool (one big bag).
+    with ThreadPoolExecutor(max(1, workers)) as files, ThreadPoolExecutor(BAG_WORKERS) as bags:
+        for index, (name, result) in enumerate(zip(todo, _in_order(bags, one, todo, window=2 * BAG_WORKERS))):
+            if on_progress:
+                on_progress(index, len(todo), name)
+            if isinstance(result, str):
+                report.errors.append({"path": f"{s3.location}/{name}", "error": result})
+                continue
+            report.bags.append(result)
+            if on_bag:
+                on_bag(result)
     if on_progress:
         on_progress(len(todo), len(todo), "")
     return report
