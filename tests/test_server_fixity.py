@@ -59,6 +59,16 @@ def _by_bag(result) -> dict:
     return {b.bag: b for b in result.bags}
 
 
+def mirrored(tmp_path: Path, s3_server, count: int) -> tuple[Path, str, str]:
+    """``count`` small bags mirrored to a new bucket: (local root, bucket, s3 url)."""
+    bucket = s3_server.new_bucket()
+    root = tmp_path / "bags"
+    make_bags(root, count)
+    url = f"s3://{bucket}/c"
+    assert mirror_collection(root, open_site(url, s3_server.endpoint_url)).to_dict()["failed"] == 0
+    return root, bucket, url
+
+
 # --- moto: stores claimed checksums without checking them -> everything is read -----------
 
 def test_uploads_store_a_whole_sha256_or_a_composite_one(tmp_path, s3_server, small_parts):
@@ -119,11 +129,7 @@ def test_on_moto_nothing_is_attested_and_damage_is_found_by_reading(tmp_path, s3
 
 
 def test_cli_verify_server_checksums_on_moto(tmp_path, s3_server):
-    bucket = s3_server.new_bucket()
-    root = tmp_path / "bags"
-    make_bags(root, 2)
-    url = f"s3://{bucket}/c"
-    mirror_collection(root, open_site(url, s3_server.endpoint_url))
+    root, bucket, url = mirrored(tmp_path, s3_server, 2)
     runner = CliRunner()
     base = ["--endpoint-url", s3_server.endpoint_url, "--server-checksums"]
     as_json = runner.invoke(app, ["verify", url, *base, "--json"])
@@ -150,11 +156,7 @@ def test_cli_verify_server_checksums_on_moto(tmp_path, s3_server):
 
 
 def test_audit_site_on_moto_logs_fixity_events_labelled_by_method(tmp_path, s3_server):
-    bucket = s3_server.new_bucket()
-    root = tmp_path / "bags"
-    make_bags(root, 3)
-    url = f"s3://{bucket}/c"
-    mirror_collection(root, open_site(url, s3_server.endpoint_url))
+    root, bucket, url = mirrored(tmp_path, s3_server, 3)
     site = open_site(url, s3_server.endpoint_url)
     first = audit_site(site, timedelta(days=90), limit=2)
     assert first.clean and len(first.attestation.bags) == 2 and len(first.skipped) == 1
@@ -231,11 +233,7 @@ def test_audit_cli_route_for_an_s3_root(tmp_path, s3_server, capsys):
 
     from archiver.cli.attest import audit_server_checksums
 
-    bucket = s3_server.new_bucket()
-    root = tmp_path / "bags"
-    make_bags(root, 2)
-    url = f"s3://{bucket}/c"
-    mirror_collection(root, open_site(url, s3_server.endpoint_url))
+    root, bucket, url = mirrored(tmp_path, s3_server, 2)
     with pytest.raises(typer.Exit) as done:
         audit_server_checksums(url, s3_server.endpoint_url, timedelta(days=90), None, None, True)
     assert done.value.exit_code == 0

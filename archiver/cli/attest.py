@@ -24,6 +24,8 @@ def _reasons(read: dict[str, int]) -> str:
 
 
 def _print_bag(result: Any) -> None:
+    from archiver.cli.verify import print_findings
+
     location = one_line(result.location)
     read = f"{result.read_files} read and hashed ({_reasons(result.read)})"
     if not result.ok:
@@ -34,12 +36,7 @@ def _print_bag(result: Any) -> None:
                   f"(bodies NOT read), {read}", markup=False)
     else:
         out.print(f"OK   {location}: verified by reading (no stored checksum usable): {read}", markup=False)
-    for problem in result.problems:
-        out.print(f"     error    {problem.code}  {one_line(problem.path)}: {one_line(problem.message)}",
-                  markup=False)
-    for warning in result.warnings:
-        out.print(f"     warning  {warning.code}  {one_line(warning.path)}: {one_line(warning.message)}",
-                  markup=False)
+    print_findings(result.problems, result.warnings)
 
 
 def _print_summary(site: Any) -> None:

@@ -42,10 +42,15 @@ def _print_bag_report(report: Any) -> None:
     if report.timestamp:
         stamp = report.timestamp
         out.print(f"     time-stamp {stamp['status']}: {one_line(stamp['message'] or '')}", markup=False)
-    for problem in report.problems:
+    print_findings(report.problems, report.warnings)
+
+
+def print_findings(problems: list[Any], warnings: list[Any]) -> None:
+    """A bag's problems and warnings, one line each, under its report line."""
+    for problem in problems:
         out.print(f"     error    {problem.code}  {one_line(problem.path)}: {one_line(problem.message)}",
                   markup=False)
-    for warning in report.warnings:
+    for warning in warnings:
         out.print(f"     warning  {warning.code}  {one_line(warning.path)}: {one_line(warning.message)}",
                   markup=False)
 

@@ -52,12 +52,12 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from archiver.bagit.hashing import check_stream, unreadable_problem
-from archiver.bagit.parse import hash_name, parse_manifest_map
 from archiver.bagit.reader import FileEntry
 from archiver.bagit.report import Problem
 from archiver.bagit.verify import verify_bag
 from archiver.collection.events import Event
 from archiver.errors import StorageError, UsageError
+from archiver.replication.fixity import manifest_digests
 from archiver.replication.plan import algorithm_of
 from archiver.replication.s3 import S3Site, _client_errors, _error_code
 from archiver.replication.site import Site
@@ -214,25 +214,9 @@ class _ListedBag:
 
 def _expected_digests(reader: _ListedBag, sizes: dict[str, int]) -> tuple[dict[str, dict[str, str]], set[str]]:
     """({path: {algorithm: hex}} from every manifest and tag manifest, the tag manifests' paths)."""
-    expected: dict[str, dict[str, str]] = {}
-    tagmanifests = set()
-    for name in sorted(sizes):
-        algorithm = algorithm_of(name)
-        if algorithm is None or "/" in name:
-            continue
-        algorithm = hash_name(algorithm)
-        if name.startswith("tagmanifest-"):
-            tagmanifests.add(name)
-        if algorithm not in hashlib.algorithms_available:
-            continue
-        try:
-            with reader.open(name) as stream:
-                listed, _repeats, _findings = parse_manifest_map(stream, name, algorithm)
-        except FileNotFoundError as exc:
-            raise StorageError(f"{reader.location}: {name} vanished while reading") from exc
-        for path, digest in listed.items():
-            expected.setdefault(path, {})[algorithm] = digest.lower()
-    return expected, tagmanifests
+    expected = {path: {alg: digest.lower() for alg, digest in digests.items()}
+                for path, digests in manifest_digests(reader, sizes).items()}
+    return expected, {name for name in sizes if name.startswith("tagmanifest-") and algorithm_of(name)}
 
 
 def attest_bag(site: S3Site, name: str, probe: ServerProbe, pool: Executor,
