@@ -224,6 +224,13 @@ def test_seaweedfs_attests_and_each_kind_of_damage_has_its_outcome(tmp_path, sea
     bad = runner.invoke(app, ["verify", url, "--endpoint-url", seaweedfs, "--server-checksums", "--json"])
     assert bad.exit_code == 1
     assert json.loads(bad.stdout)["sites"][0]["failed"] == 1
+    # repair stages the good copies (hashed while streamed up) and copies them into place:
+    # the server keeps their SHA-256, so the bag is server-attested again
+    from archiver.replication.repair import repair
+
+    assert repair(url, root, client=client).ok
+    repaired = _by_bag(attest_location(site))[essay]
+    assert (repaired.status, repaired.attested) == ("server-attested", 3), [p.to_dict() for p in repaired.problems]
 
 
 def test_audit_cli_route_for_an_s3_root(tmp_path, s3_server, capsys):

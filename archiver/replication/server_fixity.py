@@ -220,12 +220,12 @@ def _expected_digests(reader: _ListedBag, sizes: dict[str, int]) -> tuple[dict[s
 
 
 def attest_bag(site: S3Site, name: str, probe: ServerProbe, pool: Executor,
-               tsa_ca: bytes | None = None) -> BagAttestation:
+               tsa_ca: bytes | None = None, sizes: dict[str, int] | None = None) -> BagAttestation:
     """Check one bag at ``site`` (see the module doc), its files' checks run on
-    ``pool``. StorageError: it cannot be listed."""
+    ``pool``; ``sizes``: its files from a listing made by this run (None: list it
+    now). StorageError: it cannot be listed."""
     base = site._key(name + "/")
-    sizes = site.scanned_files(name)
-    if not sizes:  # no scan (one bag named), or the bag appeared since: list it
+    if not sizes:
         sizes = {key[len(base):]: meta["Size"] for key, meta in site.objects.list(base).items()}
     sizes = {path: size for path, size in sizes.items() if path and not path.endswith("/")}
     reader = _ListedBag(site, name, sizes)
@@ -319,14 +319,15 @@ def server_attest_site(site: Site, names: Iterable[str] | None = None, workers: 
     ``probe``: a probe already made (default: probe the server now)."""
     s3 = as_s3_site(site)
     s3.check_readable()
-    todo = sorted(names) if names is not None else s3.bag_names()
-    if len(todo) > 1 and s3.scanned_files(todo[0]) is None:
-        s3.scan()  # one listing of the site instead of one per bag
+    todo = sorted(names) if names is not None else s3.bag_names()  # bag_names lists the site
+    if names is not None and len(todo) > 1:
+        s3.scan()  # one listing of the site, made now, instead of one per bag
+    scanned = len(todo) > 1
     report = SiteAttestation(s3.location, probe or probe_server(s3))
 
     def one(name: str) -> BagAttestation | str:
         try:
-            return attest_bag(s3, name, report.probe, files, tsa_ca)
+            return attest_bag(s3, name, report.probe, files, tsa_ca, s3.scanned_files(name) if scanned else None)
         except StorageError as exc:
             return str(exc)
 
