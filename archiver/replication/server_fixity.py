@@ -238,13 +238,13 @@ def attest_bag(site: S3Site, name: str, probe: ServerProbe, pool: Executor,
         _count_read(result, "tag-manifest", sizes[path])
 
     def check(path: str) -> tuple[str, str, list[Problem]]:
-        """(how: "attested" | "read", read reason, problems)."""
+        """(how: "attested" | "read" | "missing", read reason, problems)."""
         digests = expected[path]
         reason = _read_reason(path, digests, probe)
         if not reason:
             head = site.objects.head(base + path)
             if head is None:
-                return "attested", "", [Problem("file-missing", path, f"{path} vanished while checking")]
+                return "missing", "", [Problem("file-missing", path, f"{path} vanished while checking")]
             stored, reason = stored_sha256(head)
             if stored is not None:
                 if stored == digests["sha256"]:
@@ -257,7 +257,7 @@ def attest_bag(site: S3Site, name: str, probe: ServerProbe, pool: Executor,
             with reader.open(path) as stream:
                 return "read", reason, check_stream(stream, digests, path)
         except FileNotFoundError:
-            return "read", reason, [Problem("file-missing", path, f"{path} vanished while checking")]
+            return "missing", reason, [Problem("file-missing", path, f"{path} vanished while checking")]
         except (StorageError, OSError) as exc:
             return "read", reason, [unreadable_problem(path, str(exc))]
 
@@ -267,7 +267,7 @@ def attest_bag(site: S3Site, name: str, probe: ServerProbe, pool: Executor,
         if how == "attested":
             result.attested += 1
             result.attested_bytes += sizes[path]
-        else:
+        elif how == "read":
             _count_read(result, reason, sizes[path])
     return result
 
