@@ -14,6 +14,12 @@ from archiver.cli.trust import TsaCaOption, read_tsa_ca
 from archiver.errors import ArchiverError, UsageError
 
 
+ServerChecksumsOption = typer.Option(
+    False, "--server-checksums",
+    help="s3:// only: compare the server's stored SHA-256 of each payload file with manifest-sha256.txt "
+         "instead of reading it (reported as server-attested, not verified); files without a usable "
+         "stored checksum, and tag files, are read and hashed.")
+
 _MODE_LABELS = {
     "full": ("valid: every checksum verified", "INVALID"),
     "fast": ("Payload-Oxum matches (--fast: counts and sizes only, checksums NOT checked)",
@@ -36,10 +42,15 @@ def _print_bag_report(report: Any) -> None:
     if report.timestamp:
         stamp = report.timestamp
         out.print(f"     time-stamp {stamp['status']}: {one_line(stamp['message'] or '')}", markup=False)
-    for problem in report.problems:
+    print_findings(report.problems, report.warnings)
+
+
+def print_findings(problems: list[Any], warnings: list[Any]) -> None:
+    """A bag's problems and warnings, one line each, under its report line."""
+    for problem in problems:
         out.print(f"     error    {problem.code}  {one_line(problem.path)}: {one_line(problem.message)}",
                   markup=False)
-    for warning in report.warnings:
+    for warning in warnings:
         out.print(f"     warning  {warning.code}  {one_line(warning.path)}: {one_line(warning.message)}",
                   markup=False)
 
@@ -69,6 +80,7 @@ def verify(
                                                      "profile JSON file (BagIt-Profiles 1.1-1.4 or DART). "
                                                      "Repeatable."),
     tsa_ca: Optional[Path] = TsaCaOption,
+    server_checksums: bool = ServerChecksumsOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Verify bags strictly by RFC 8493 (BagIt 0.93 - 1.0); report every problem, by file.
@@ -85,11 +97,17 @@ def verify(
 
     if fast and completeness_only:
         raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
+    if server_checksums and (fast or completeness_only or profile):
+        raise fail("--server-checksums excludes --fast, --completeness-only and --profile", EXIT_USAGE)
     with errors_to_exit(json_output):
         profiles = [load_profile(p) for p in profile or []]
     mode = "fast" if fast else "completeness" if completeness_only else "full"
     with errors_to_exit(json_output):
         ca_pem = read_tsa_ca(tsa_ca)
+    if server_checksums:
+        from archiver.cli.attest import verify_server_checksums
+
+        verify_server_checksums(paths, endpoint_url, ca_pem, json_output)
     reports: list[Any] = []
     errors: list[dict[str, str]] = []
 
@@ -143,11 +161,15 @@ def audit(
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Verify at most N bags this run."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Hashing processes per bag."),
     tsa_ca: Optional[Path] = TsaCaOption,
+    server_checksums: bool = ServerChecksumsOption,
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
+                                               help="S3 endpoint for an s3:// root (SeaweedFS, Ceph RGW, MinIO)."),
     json_output: bool = JsonOption,
 ) -> None:
     """Fully verify the bags least recently checked, log a fixity event for each, print one summary.
 
     Example: ``archiver audit --root bags --max-age 90d --limit 500``.
+    With --server-checksums (s3:// roots): bags are server-attested, not read (see verify).
     Exit 0 all checked bags valid and none missing, 1 a bag failed or vanished, 3 could not run.
     """
     from archiver.clock import utc_now
@@ -160,6 +182,14 @@ def audit(
         except (OverflowError, ValueError):
             raise fail(f"--max-age {max_age!r} is too long (at most a few thousand years)", EXIT_USAGE) from None
         ca_pem = read_tsa_ca(tsa_ca)
+    if server_checksums:
+        from archiver.cli.attest import audit_server_checksums
+
+        # An s3:// root reaches here once --root takes one (a Path makes "s3://" "s3:/").
+        text = str(root)
+        audit_server_checksums("s3://" + text[4:] if text.startswith("s3:/") and not text.startswith("s3://")
+                               else text, endpoint_url, age, limit, ca_pem, json_output)
+    with errors_to_exit(json_output):
         with progress_bar("auditing", enabled=not json_output) as on_progress:
             report = audit_collection(root, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
     warnings = event_log_warnings(root)

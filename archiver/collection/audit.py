@@ -70,8 +70,10 @@ class AuditReport:
 
 
 def plan_audit(on_disk: list[str], events: list[Event], now: datetime, max_age: timedelta,
-               limit: int | None) -> AuditPlan:
-    """Which bags to verify, skip, or report missing. Pure: names and events in, a plan out."""
+               limit: int | None, good: tuple[str, ...] = ("success",)) -> AuditPlan:
+    """Which bags to verify, skip, or report missing. Pure: names and events in, a plan out.
+    ``good``: the fixity outcomes that count as a check (``audit --server-checksums``
+    also counts ``server-attested``; a plain audit never does)."""
     last_ok: dict[str, datetime] = {}
     last_event: dict[str, Event] = {}
     for event in events:
@@ -81,7 +83,7 @@ def plan_audit(on_disk: list[str], events: list[Event], now: datetime, max_age: 
             last_event.setdefault(event.bag, event)
             continue
         last_event[event.bag] = event
-        if event.type == "fixity" and event.outcome == "success":
+        if event.type == "fixity" and event.outcome in good:
             when = parse_iso(event.time)
             if event.bag not in last_ok or when > last_ok[event.bag]:
                 last_ok[event.bag] = when

@@ -11,7 +11,11 @@ Types: capture, validation, fixity, replication, repair, deletion; ingestion
 and from ``sync``: seen (a text listed by its site; ``detail.lastmod`` as
 listed), gone (no longer listed, and answering 404/410), unlisted (no longer
 listed but still served).
-Outcomes: success, failure, unverifiable (and, for captures, unchanged).
+Outcomes: success, failure, unverifiable (and, for captures, unchanged);
+``server-attested`` for a fixity check that rests, for some files, on the
+checksums an S3 server stores rather than on reading them
+(``archiver.replication.server_fixity``: ``detail.method``, ``detail.attested``,
+``detail.read``). It is never a ``success``: only reading every byte is.
 
 Each append is a single ``write`` of one whole line on a file opened with
 O_APPEND, then fsynced, so concurrent writers never interleave inside a line.
@@ -34,7 +38,7 @@ from archiver.errors import StorageError
 
 EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion", "ingestion",
                "seen", "gone", "unlisted")
-OUTCOMES = ("success", "failure", "unverifiable", "unchanged")
+OUTCOMES = ("success", "failure", "unverifiable", "unchanged", "server-attested")
 
 
 @dataclass

@@ -5,6 +5,7 @@
     s3.py         an S3 site and ``S3Bag`` (read a bag in place)
     plan.py       pure decisions: present / new / incomplete / changed, what to send
     fixity.py     reading a copy back and hashing it against the manifests
+    server_fixity.py  an S3 server's stored SHA-256 against the manifests (server-attested)
     target.py     the receipt, event-log merging
     mirror.py     mirror_collection: the whole job
     repair.py     repair: restore damaged files from a good copy

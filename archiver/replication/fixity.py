@@ -53,14 +53,13 @@ def _rank(algorithm: str) -> int:
     return PREFERRED.index(algorithm) if algorithm in PREFERRED else len(PREFERRED)
 
 
-def reference_digests(reader: Readable, files: dict[str, int]) -> dict[str, Expected]:
-    """The expected digest of every file of a bag (``files``: path → size, the
-    listing of the reference copy) and of every file its manifests list.
+def manifest_digests(reader: Readable, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """{path: {algorithm: digest as written}} from every manifest and tag manifest
+    among ``names`` (a bag's file listing) whose algorithm hashlib knows.
 
     Raises StorageError when a manifest cannot be read."""
-    recorded: dict[str, tuple[str, str]] = {}
-    manifests = sorted((p for p in files if algorithm_of(p)), key=lambda p: _rank(algorithm_of(p) or ""))
-    for manifest in reversed(manifests):  # best algorithm read last wins
+    recorded: dict[str, dict[str, str]] = {}
+    for manifest in sorted(p for p in names if algorithm_of(p)):
         algorithm = hash_name(algorithm_of(manifest) or "")
         if algorithm not in hashlib.algorithms_available:
             continue
@@ -72,7 +71,18 @@ def reference_digests(reader: Readable, files: dict[str, int]) -> dict[str, Expe
         except FileNotFoundError as exc:
             raise StorageError(f"{reader.location}: {manifest} vanished while reading") from exc
         for path, digest in listed.items():
-            recorded[path] = (algorithm, digest)
+            recorded.setdefault(path, {})[algorithm] = digest
+    return recorded
+
+
+def reference_digests(reader: Readable, files: dict[str, int]) -> dict[str, Expected]:
+    """The expected digest of every file of a bag (``files``: path → size, the
+    listing of the reference copy) and of every file its manifests list.
+
+    Raises StorageError when a manifest cannot be read."""
+    # The best algorithm each file has a digest for.
+    recorded = {path: min(digests.items(), key=lambda item: _rank(item[0]))
+                for path, digests in manifest_digests(reader, files).items()}
     expected: dict[str, Expected] = {}
     # Files a manifest lists but the source lacks stay in the reference (size
     # unknown): a copy is judged against the manifest, not against the source.

@@ -10,10 +10,23 @@ protocol); ``S3Site`` is ``archiver.replication.site.Site`` for
 
 S3 has no rename, but a PUT is atomic per object, so a bag is "published" by
 its receipt alone: objects are sent payload first, then tag files, then tag
-manifests, then the receipt. Every upload carries ``ChecksumAlgorithm=SHA256``
-(with the manifest's sha256 when there is one, so a store that checks it
-refuses a damaged upload). Credentials come the usual AWS way (environment,
+manifests, then the receipt. Credentials come the usual AWS way (environment,
 ``~/.aws``, instance roles); ``endpoint_url`` points at a non-AWS store.
+
+Checksums the server stores (``S3Objects.put``): every upload up to
+``SINGLE_PUT_LIMIT`` is one PutObject carrying ``ChecksumSHA256`` = the
+file's whole SHA-256, the manifest's when the bag has one, else computed by
+archiver while reading the file once (a seekable file is hashed in place, then
+sent; a stream is hashed while it is spooled, in memory up to ``SPOOL_MEMORY``,
+on disk beyond). A store that checks checksums (AWS, SeaweedFS) refuses a body
+that does not match, and keeps the value: HeadObject with ChecksumMode=ENABLED
+returns it. Larger files go multipart with ``ChecksumAlgorithm=SHA256``: each
+part carries its own SHA-256 and the object's stored value is then COMPOSITE,
+``base64(sha256(sha256(part 1) || … || sha256(part N)))-N``, a checksum of the
+part checksums that depends on the part size and cannot be compared with a
+whole-file SHA-256 (S3 offers FULL_OBJECT multipart checksums only for the CRC
+family, never SHA-256). ``server_fixity`` therefore treats a composite value as
+no usable stored checksum and reads such a file.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import tempfile
 from typing import Any, BinaryIO, cast
 
 from archiver.bagit.reader import BagReader, FileEntry
@@ -33,6 +47,10 @@ from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR, joined_lines
 
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 SINGLE_PUT_LIMIT = 1 << 30  # above this, a multipart upload (boto3's managed transfer)
+PART_SIZE = 64 << 20  # multipart part size (more for files over 9,000 parts; S3 allows 10,000)
+MAX_PARTS = 9_000
+SPOOL_MEMORY = 8 << 20  # a stream hashed on its way up is held in memory up to this, then on disk
+_COPY_CHUNK = 1 << 20
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -111,6 +129,20 @@ class _Body:
         self.close()
 
 
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _sha256_of(stream: BinaryIO) -> str:
+    hasher = hashlib.sha256()
+    while chunk := stream.read(_COPY_CHUNK):
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
 class S3Objects:
     """Thin layer over one bucket: list, get, put, delete, with archiver's errors."""
 
@@ -150,23 +182,68 @@ class S3Objects:
             return None
 
     def put(self, key: str, stream: BinaryIO | bytes, size: int, sha256: str | None = None) -> None:
-        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumAlgorithm": "SHA256"}
+        """Store ``stream`` (``size`` bytes) at ``key`` with a SHA-256 the server keeps
+        (see the module doc): ``sha256`` is the manifest's hex digest, or None to
+        have it computed here in one streaming pass."""
         try:
-            if size > SINGLE_PUT_LIMIT and not isinstance(stream, bytes):
-                self.client.upload_fileobj(stream, self.bucket, key,
-                                           ExtraArgs={"ChecksumAlgorithm": "SHA256"})
-                return
-            seekable = not isinstance(stream, bytes) and getattr(stream, "seekable", lambda: False)()
-            if sha256 is not None and seekable:
-                body: Any = stream  # streamed from disk; botocore seeks it back to retry
-            else:
-                body = stream if isinstance(stream, bytes) else stream.read()
+            if isinstance(stream, bytes):
+                self._put_single(key, stream, sha256 or hashlib.sha256(stream).hexdigest())
+            elif size > SINGLE_PUT_LIMIT:
+                self._put_multipart(key, stream, size)
+            elif _seekable(stream):
                 if sha256 is None:
-                    sha256 = hashlib.sha256(body).hexdigest()
-            args["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
-            self.client.put_object(Body=body, **args)
+                    start = stream.tell()
+                    sha256 = _sha256_of(stream)
+                    stream.seek(start)
+                self._put_single(key, stream, sha256)  # botocore seeks it back to retry
+            else:
+                self.put_stream(key, stream)
         except _client_errors() as exc:
             raise StorageError(f"cannot write {self.url(key)}: {exc}") from exc
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        """Store a stream of unknown size (not seekable: a body read from
+        elsewhere): hashed while it is spooled, then sent as ``put`` sends a file."""
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
+            hasher = hashlib.sha256()
+            size = 0
+            while chunk := stream.read(_COPY_CHUNK):
+                hasher.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            spool.seek(0)
+            try:
+                if size > SINGLE_PUT_LIMIT:
+                    self._put_multipart(key, cast(BinaryIO, spool), size)
+                else:
+                    self._put_single(key, spool, hasher.hexdigest())
+            except _client_errors() as exc:
+                raise StorageError(f"cannot write {self.url(key)}: {exc}") from exc
+
+    def _put_single(self, key: str, body: Any, sha256: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                               ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode("ascii"))
+
+    def _put_multipart(self, key: str, stream: BinaryIO, size: int) -> None:
+        """boto3's managed multipart upload, a SHA-256 per part; the stored
+        object checksum is COMPOSITE (module doc)."""
+        from boto3.s3.transfer import TransferConfig
+
+        part = max(PART_SIZE, -(-size // MAX_PARTS))
+        config = TransferConfig(multipart_threshold=1, multipart_chunksize=part)
+        self.client.upload_fileobj(stream, self.bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                                   Config=config)
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """HeadObject with ChecksumMode=ENABLED (None: no such object): size,
+        ETag and the stored checksum fields, if the server keeps any."""
+        try:
+            return cast(dict[str, Any], self.client.head_object(Bucket=self.bucket, Key=key,
+                                                                ChecksumMode="ENABLED"))
+        except _client_errors() as exc:
+            if _is_missing(exc):
+                return None
+            raise StorageError(f"cannot read the attributes of {self.url(key)}: {exc}") from exc
 
     def copy(self, source_key: str, key: str) -> None:
         try:
@@ -292,6 +369,12 @@ class S3Site:
         base = self._key(name + "/")
         return {key[len(base):]: meta["Size"] for key, meta in self.objects.list(base).items()}
 
+    def scanned_files(self, name: str) -> dict[str, int] | None:
+        """The bag's files with sizes as the last ``scan`` saw them (None: no scan yet)."""
+        if self._listing is None:
+            return None
+        return {path: meta["Size"] for path, meta in self._listing.get(name, {}).items()}
+
     def mirror_lock(self, lease: float) -> MirrorLock:
         return S3Lock(self.client, self.bucket, self.prefix, lease)
 
@@ -351,8 +434,7 @@ class S3Site:
         return self._key(f".archiver/staging/{name}/{path}")
 
     def stage(self, name: str, path: str, stream: BinaryIO) -> None:
-        body = stream.read()
-        self.objects.put(self._staging_key(name, path), body, len(body))
+        self.objects.put_stream(self._staging_key(name, path), stream)
 
     def staged_reader(self, name: str) -> BagReader:
         return S3Bag(self.client, self.bucket, self._staging_key(name).rstrip("/"))
