@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import typer
 
-from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
-                                 emit_json, error_line, errors_to_exit, event_log_warnings, fail, one_line,
-                                 out, progress_bar)
+from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, CollectionRootOption,
+                                 JsonOption, app, collection_root, emit_json, endpoint_option, error_line,
+                                 errors_to_exit, event_log_warnings, fail, one_line, out, progress_bar, warn)
 from archiver.cli.trust import TsaCaOption, read_tsa_ca
 from archiver.errors import ArchiverError, UsageError
 
@@ -62,8 +62,7 @@ def verify(
                                            help="Check everything except checksums."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1,
                                             help="Hashing processes (default: one per core)."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
-                                               help="S3 endpoint for s3:// paths (SeaweedFS, Ceph RGW, MinIO)."),
+    endpoint_url: Optional[str] = endpoint_option,
     profile: Optional[list[str]] = typer.Option(None, "--profile", metavar="NAME|FILE",
                                                 help="Also check a BagIt profile: aptrust, btr, rfc8493, or a "
                                                      "profile JSON file (BagIt-Profiles 1.1-1.4 or DART). "
@@ -81,7 +80,7 @@ def verify(
     from archiver.exchange.archive_reader import archive_kind as is_archive_name
     from archiver.exchange.check import find_bags_and_archives, s3_archive, verify_any
     from archiver.exchange.profiles import load_profile
-    from archiver.replication import is_remote, open_site
+    from archiver.replication import is_remote
 
     if fast and completeness_only:
         raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
@@ -92,6 +91,7 @@ def verify(
         ca_pem = read_tsa_ca(tsa_ca)
     reports: list[Any] = []
     errors: list[dict[str, str]] = []
+    incomplete: list[str] = []  # bags of an S3 collection without a completion marker or receipt
 
     def could_not_read(path: Any, message: str) -> None:
         errors.append({"path": str(path), "error": error_line(message)})
@@ -101,7 +101,8 @@ def verify(
             if given.startswith("s3://") and is_archive_name(given):
                 bags: list[Any] = [s3_archive(given, endpoint_url)]
             elif is_remote(given):
-                bags = open_site(given, endpoint_url).bag_readers()
+                bags, left_out = _remote_bags(given, endpoint_url)
+                incomplete.extend(left_out)
             elif not Path(given).exists():
                 could_not_read(Path(given), f"{given} does not exist")
                 continue
@@ -113,7 +114,9 @@ def verify(
             could_not_read(Path(given), str(exc))
             continue
         if not bags:
-            could_not_read(Path(given), f"no bag at or under {given}")
+            could_not_read(Path(given), f"no bag at or under {given}" + (
+                " (only bags without a completion marker or receipt: being written, or left by a crash)"
+                if incomplete else ""))
             continue
         for bag in bags:
             label = getattr(bag, "name", None) or str(getattr(bag, "location", bag)).rsplit("/", 1)[-1]
@@ -127,8 +130,11 @@ def verify(
             if not json_output:
                 _print_bag_report(report)
     invalid = sum(1 for r in reports if not r.valid)
+    for location in incomplete:
+        warn(f"{location}: not verified: no completion marker or receipt (being written, or left by a crash)")
     if json_output:
-        emit_json({"mode": mode, "bags": [r.to_dict() for r in reports], "errors": errors})
+        emit_json({"mode": mode, "bags": [r.to_dict() for r in reports], "errors": errors,
+                   "incomplete": incomplete})
     elif len(reports) > 1:
         word = {"full": "valid", "fast": "Payload-Oxum OK (--fast)",
                 "completeness": "complete (--completeness-only)"}[mode]
@@ -136,16 +142,31 @@ def verify(
     raise typer.Exit(EXIT_CANNOT_RUN if errors else EXIT_PROBLEMS if invalid else EXIT_OK)
 
 
+def _remote_bags(location: str, endpoint_url: Optional[str]) -> tuple[list[Any], list[str]]:
+    """Readers for an s3:// location (inside a collection: its complete bags only), and
+    the locations of the bags left out; any other scheme is a usage error."""
+    from archiver.replication import is_s3, make_client, open_site
+
+    if not is_s3(location):
+        return open_site(location, endpoint_url).bag_readers(), []
+    from archiver.collection.s3root import verifiable_bags
+
+    return verifiable_bags(make_client(endpoint_url), location)
+
+
 @app.command()
 def audit(
-    root: Path = RootOption,
+    root: str = CollectionRootOption,
     max_age: str = typer.Option("90d", "--max-age", help="Re-verify bags not checked for this long (90d, 12h, 2w)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Verify at most N bags this run."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Hashing processes per bag."),
     tsa_ca: Optional[Path] = TsaCaOption,
+    endpoint_url: Optional[str] = endpoint_option,
     json_output: bool = JsonOption,
 ) -> None:
     """Fully verify the bags least recently checked, log a fixity event for each, print one summary.
+
+    Every byte of every bag checked is read and hashed, on S3 too (--root s3://bucket/prefix).
 
     Example: ``archiver audit --root bags --max-age 90d --limit 500``.
     Exit 0 all checked bags valid and none missing, 1 a bag failed or vanished, 3 could not run.
@@ -160,9 +181,13 @@ def audit(
         except (OverflowError, ValueError):
             raise fail(f"--max-age {max_age!r} is too long (at most a few thousand years)", EXIT_USAGE) from None
         ca_pem = read_tsa_ca(tsa_ca)
+        location = collection_root(root)
         with progress_bar("auditing", enabled=not json_output) as on_progress:
-            report = audit_collection(root, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
-    warnings = event_log_warnings(root)
+            if isinstance(location, Path):
+                report = audit_collection(location, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
+            else:
+                report = _audit_s3(location, endpoint_url, age, limit, processes, on_progress, ca_pem)
+    warnings = event_log_warnings(location) if isinstance(location, Path) else []
     if json_output:
         emit_json({**report.to_dict(), "warnings": warnings})
     else:
@@ -178,6 +203,16 @@ def audit(
             files = ", ".join(failure["files"]) or "(the bag as a whole)"
             out.print(f"FAILED   {failure['bag']}: {files} [{', '.join(codes)}]", markup=False)
         for bag in report.missing:
-            out.print(f"MISSING  {bag}: the event log knows this bag but its folder is gone", markup=False)
+            out.print(f"MISSING  {bag}: the event log knows this bag but it is gone", markup=False)
     raise typer.Exit(EXIT_OK if report.clean else EXIT_PROBLEMS)
+
+
+def _audit_s3(location: str, endpoint_url: Optional[str], age: Any, limit: Optional[int],
+              processes: Optional[int], on_progress: Any, ca_pem: Optional[bytes]) -> Any:
+    """``audit --root s3://…``: every byte read and hashed (``collection.s3audit``)."""
+    from archiver.collection.s3audit import audit_s3_collection
+    from archiver.collection.s3root import S3Collection
+
+    return audit_s3_collection(S3Collection(location, endpoint_url), age, limit, processes,
+                               on_progress=on_progress, tsa_ca=ca_pem)
 

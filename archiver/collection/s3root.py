@@ -48,7 +48,8 @@ from archiver.clock import parse_iso, utc_now
 from archiver.collection.catalog_build import BagRecord, insert_bag, insert_event_rows, read_bag_record_from
 from archiver.collection.events import Event
 from archiver.errors import StorageError
-from archiver.replication.s3 import S3Bag, S3Objects, S3Site, _client_errors, _is_missing, make_client, parse_s3_url
+from archiver.replication.s3 import (S3Bag, S3Objects, S3Site, _client_errors, _is_missing, find_s3_bags, make_client,
+                                     parse_s3_url)
 from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR
 
 MARKERS_DIR = ".archiver/bags"
@@ -282,6 +283,39 @@ class S3Collection:
             self.objects.put(self.key(event_object_name()), data, len(data))
 
 
+def verifiable_bags(client: Any, url: str) -> tuple[list[S3Bag], list[str]]:
+    """What ``verify s3://…`` reads: the bag at ``url`` if it is one, else every
+    bag under it; inside a collection (anything under ``.archiver/``) only complete
+    bags, every one of them (a complete bag that lost its bagit.txt too). Second:
+    the names of bags left out for want of a marker or receipt."""
+    bucket, prefix = parse_s3_url(url)
+    bags = find_s3_bags(client, url)
+    if len(bags) == 1 and bags[0].prefix == prefix:  # the location is one bag
+        parent, _, name = prefix.rpartition("/")
+        home = S3Collection(f"s3://{bucket}/{parent}", client=client)
+        if home.is_collection() and not home.is_complete(name):
+            return [], [bags[0].location]
+        return bags, []
+    collection = S3Collection(url, client=client)
+    if not collection.is_collection():
+        return bags, []
+    complete = collection.complete_bags()
+    found = {bag.prefix.rsplit("/", 1)[-1] for bag in bags}
+    return ([collection.reader(name) for name in complete],
+            [collection.reader(name).location for name in sorted(found - set(complete))])
+
+
+def visible_bag_names(client: Any, url: str, listed: list[str]) -> list[str]:
+    """``listed`` (bag folders found at a site) as a reader may see them: in a
+    collection that has completion markers, only its complete bags (a bag being
+    uploaded, or left by a crash, is never touched); elsewhere (a mirror target
+    that keeps only receipts) as listed."""
+    collection = S3Collection(url, client=client)
+    if not collection.objects.list(collection.key(MARKERS_DIR + "/")):
+        return listed
+    return collection.complete_bags()
+
+
 def put_event_objects(client: Any, bucket: str, prefix: str, events: Iterable[Event]) -> None:
     """``S3Collection.log_events`` for a site that knows only its client, bucket and prefix."""
     collection = S3Collection(f"s3://{bucket}/{prefix}", client=client)
@@ -369,11 +403,11 @@ def _renumber(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE capture_events SET seq = (SELECT n FROM s3_order o WHERE o.event_id = capture_events.event_id)")
 
 
-def open_s3_catalog(collection: S3Collection) -> Any:
+def open_s3_catalog(collection: S3Collection, on_progress: Any = None) -> Any:
     """The collection's catalogue, brought up to date (``catalog.open_catalog``
     on an ``S3CatalogSource``). StorageError (exit 3) when S3 cannot be read:
     never an answer from a stale cache."""
     from archiver.collection.catalog import open_catalog
 
     collection.check_readable()
-    return open_catalog(S3CatalogSource(collection))
+    return open_catalog(S3CatalogSource(collection), on_progress)
