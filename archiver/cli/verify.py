@@ -97,6 +97,7 @@ def verify(
         errors.append({"path": str(path), "error": error_line(message)})
 
     for given in paths:
+        left_out: list[str] = []
         try:
             if given.startswith("s3://") and is_archive_name(given):
                 bags: list[Any] = [s3_archive(given, endpoint_url)]
@@ -115,8 +116,8 @@ def verify(
             continue
         if not bags:
             could_not_read(Path(given), f"no bag at or under {given}" + (
-                " (only bags without a completion marker or receipt: being written, or left by a crash)"
-                if incomplete else ""))
+                " (only bags with no completion marker or receipt: being written, or left by a crash)"
+                if left_out else ""))
             continue
         for bag in bags:
             label = getattr(bag, "name", None) or str(getattr(bag, "location", bag)).rsplit("/", 1)[-1]
