@@ -135,6 +135,9 @@ def test_a_bag_without_its_marker_is_invisible_to_every_verb(s3col, tmp_path):
     # repair neither reads nor touches it
     repaired = run("repair", url, "--from", str(tmp_path / "copy"), endpoint=endpoint)
     assert HALF not in [r["bag"] for r in repaired["results"]]
+    refused = run("repair", f"{url}/{HALF}", "--from", str(tmp_path / "half"), endpoint=endpoint, code=3)
+    assert "no completion marker" in refused["error"]
+    assert run("verify", f"{url}/tanks-20261101T100000Z", endpoint=endpoint)["bags"][0]["valid"]
     # once its marker is written, every verb sees it
     upload_bag(client, bucket, "lib/texts", tmp_path / "half" / HALF)
     assert run("search", "Zanzibar", "--root", url, endpoint=endpoint)["count"] == 1
@@ -214,6 +217,20 @@ def test_audit_reports_a_logged_bag_whose_marker_is_gone_as_missing(s3col):
     client.delete_object(Bucket=bucket, Key="lib/texts/.archiver/bags/mutual-aid-20261102T100000Z.json")
     report = run("audit", "--root", url, endpoint=endpoint, code=1)
     assert report["missing"] == ["mutual-aid-20261102T100000Z"]
+
+
+def test_audit_leaves_a_bag_being_written_alone_until_its_claim_expires(s3col):
+    _local, url, client, bucket, endpoint = s3col
+    put_event(client, bucket, "lib/texts", Event("capture", "success", bag=HALF, detail={"url": URL_C}))
+
+    def claim(expires: str) -> None:
+        client.put_object(Bucket=bucket, Key=f"lib/texts/.archiver/claims/{HALF}",
+                          Body=json.dumps({"owner": "host:1:x", "expires": expires}).encode())
+
+    claim("2999-01-01T00:00:00Z")  # a live writer: neither present nor missing
+    assert run("audit", "--root", url, endpoint=endpoint)["missing"] == []
+    claim("2001-01-01T00:00:00Z")  # its lease ran out: the log knows a bag that is not there
+    assert run("audit", "--root", url, endpoint=endpoint, code=1)["missing"] == [HALF]
 
 
 def test_mirror_an_s3_root_to_a_directory_and_repair_the_s3_root_from_it(s3col, tmp_path):

@@ -360,13 +360,16 @@ class S3CatalogSource:
         return self._import_events(conn)
 
     def _sync_bags(self, conn: sqlite3.Connection) -> None:
-        """Index bags completed since the last open; drop bags no longer complete."""
+        """Index bags completed since the last open; drop bags no longer complete;
+        read damaged ones again (on S3 a read can fail for a moment: a cache must
+        not keep a passing error as the bag's state)."""
         complete = set(self.bag_names())
         known = {row[0]: row[1] for row in conn.execute("SELECT name, id FROM bags")}
+        damaged = {row[0] for row in conn.execute("SELECT name FROM bags WHERE damaged IS NOT NULL")}
         for name in sorted(set(known) - complete):
             conn.execute("DELETE FROM bag_text WHERE rowid = ?", (known[name],))
             conn.execute("DELETE FROM bags WHERE id = ?", (known[name],))
-        for record in self.records(sorted(complete - set(known))):
+        for record in self.records(sorted((complete - set(known)) | (damaged & complete))):
             insert_bag(conn, record)
 
     def _import_events(self, conn: sqlite3.Connection) -> int:

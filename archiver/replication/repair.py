@@ -77,6 +77,9 @@ def open_side(location: str | Path, options: SiteOptions) -> tuple[Site, list[st
     one_bag = site.locate_bag()
     if one_bag is not None:
         parent, name = one_bag
+        if name not in parent.bag_names():  # on S3: a bag being uploaded, or left by a crash
+            raise StorageError(f"{location} is not a complete bag of {parent.location} "
+                               "(no completion marker or receipt): it is never read or changed")
         return parent, [name]
     return site, None
 
