@@ -18,7 +18,7 @@ from archiver.collection.s3root import S3Collection, cache_dir
 from archiver.replication import make_client
 from s3collection import event_objects, put_event, upload_bag, upload_collection
 from s3fixture import s3_server, tree  # noqa: F401  (fixture)
-from test_catalog import URL_A, URL_B, make_bag
+from test_catalog import URL_A, URL_B, make_bag, three_captures
 from test_mirror_s3 import seaweedfs  # noqa: F401  (fixture)
 
 URL_C = "https://example.org/library/half-written"
@@ -26,24 +26,11 @@ HALF = "half-20261103T100000Z"
 
 
 def build_local(root: Path) -> Path:
-    """Three captures of two URLs, their events, a re-check and a sync finding."""
-    root.mkdir(parents=True)
-    make_bag(root, "tanks-20261101T100000Z", url=URL_A, title="Always Against The Tanks",
-             author="Various Authors", retrieved="2026-11-01T10:00:00Z",
-             body="Red nationalism is a contradiction. It's a tank with a flag.")
-    make_bag(root, "mutual-aid-20261102T100000Z", url=URL_B, title="Mutual Aid",
-             author="Peter Kropotkin", retrieved="2026-11-02T10:00:00Z",
-             body="Mutual aid is a factor of evolution among animals and among men. Tanks are not.")
-    make_bag(root, "tanks-20261120T100000Z", url=URL_A, title="Always Against The Tanks",
-             author="Various Authors", retrieved="2026-11-20T10:00:00Z",
-             body="Red nationalism is a contradiction, second edition, with a new preface.")
-    for bag, url, time in (("tanks-20261101T100000Z", URL_A, "2026-11-01T10:00:00Z"),
-                           ("mutual-aid-20261102T100000Z", URL_B, "2026-11-02T10:00:00Z"),
+    """test_catalog's three captures, with every capture's event and a sync finding."""
+    three_captures(root)
+    for bag, url, time in (("mutual-aid-20261102T100000Z", URL_B, "2026-11-02T10:00:00Z"),
                            ("tanks-20261120T100000Z", URL_A, "2026-11-20T10:00:00Z")):
         append_event(root, Event("capture", "success", bag=bag, detail={"url": url}, time=time))
-    append_event(root, Event("capture", "unchanged", bag="tanks-20261101T100000Z",
-                             detail={"url": URL_A, "final_url": URL_A, "reason": "not-modified"},
-                             time="2026-11-10T10:00:00Z"))
     append_event(root, Event("gone", "success", bag="mutual-aid-20261102T100000Z",
                              detail={"url": URL_B, "reason": "HTTP 404"}, time="2026-11-25T10:00:00Z"))
     return root
