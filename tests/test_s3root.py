@@ -196,7 +196,12 @@ def test_audit_of_an_s3_root_reads_every_byte_and_logs_event_objects(s3col):
     assert client.get_object(Bucket=bucket, Key="lib/texts/.archiver/events.jsonl")["Body"].read() == legacy
     # the rotation reads its state back from the event objects: only the failed bag is due
     again = run("audit", "--root", url, endpoint=endpoint, code=1)
-    assert again["checked"] == 1 and len(again["skipped"]) == 2
+    assert again["checked"] == 1 and len(again["skipped"]) == 2 and again["warnings"] == []
+    # an object that is not a whole event is warned about, never fatal, never read as one
+    client.put_object(Bucket=bucket, Key="lib/texts/.archiver/events/20261130T000000.000000Z-bad-000001.json",
+                      Body=b'{"id": "cut')
+    third = run("audit", "--root", url, endpoint=endpoint, code=1)
+    assert [w["keys"] for w in third["warnings"]] == [[".archiver/events/20261130T000000.000000Z-bad-000001.json"]]
 
 
 def test_audit_reports_a_logged_bag_whose_marker_is_gone_as_missing(s3col):

@@ -188,7 +188,7 @@ def audit(
                 report = audit_collection(location, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
             else:
                 report = _audit_s3(location, endpoint_url, age, limit, processes, on_progress, ca_pem)
-    warnings = event_log_warnings(location) if isinstance(location, Path) else []
+    warnings = event_log_warnings(location) if isinstance(location, Path) else _s3_log_warnings(report)
     if json_output:
         emit_json({**report.to_dict(), "warnings": warnings})
     else:
@@ -206,6 +206,17 @@ def audit(
         for bag in report.missing:
             out.print(f"MISSING  {bag}: the event log knows this bag but it is gone", markup=False)
     raise typer.Exit(EXIT_OK if report.clean else EXIT_PROBLEMS)
+
+
+def _s3_log_warnings(report: Any) -> list[dict[str, Any]]:
+    """An S3 root's event objects (or legacy lines) that are not whole events: warned, never fatal."""
+    if not report.torn_events:
+        return []
+    shown = ", ".join(report.torn_events[:5]) + (", …" if len(report.torn_events) > 5 else "")
+    message = (f"{report.root}: {len(report.torn_events)} event object(s) or line(s) are not whole events "
+               f"({shown}); the other events are intact")
+    warn(message)
+    return [{"code": "event-log-torn-line", "path": report.root, "keys": report.torn_events, "message": message}]
 
 
 def _audit_s3(location: str, endpoint_url: Optional[str], age: Any, limit: Optional[int],

@@ -55,6 +55,7 @@ class AuditReport:
     failed: list[dict[str, Any]] = field(default_factory=list)    # {"bag", "files", "problems"}
     missing: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)   # {"bag", "reason", "last_checked"}
+    torn_events: list[str] = field(default_factory=list)  # (S3) event objects or lines that are not whole events
 
     @property
     def checked(self) -> int:

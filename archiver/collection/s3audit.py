@@ -36,12 +36,15 @@ def audit_s3_collection(collection: S3Collection, max_age: timedelta = timedelta
 
     collection.check_readable()
     busy = collection.in_progress()
-    events = [logged.event for logged in collection.read_events().events if logged.event.bag not in busy]
+    log = collection.read_events()
+    events = [logged.event for logged in log.events if logged.event.bag not in busy]
     plan = plan_audit(collection.complete_bags(), events, now or utc_now(), max_age, limit)
 
     def verify(bag: str) -> BagReport:
         return verify_any(collection.reader(bag), "full", processes, tsa_ca=tsa_ca)
 
-    return run_audit(collection.location, plan, verify, lambda event: collection.log_events([event]),
-                     lambda bag: f"bag {bag} has no completion marker or receipt at {collection.location}",
-                     on_progress)
+    report = run_audit(collection.location, plan, verify, lambda event: collection.log_events([event]),
+                       lambda bag: f"bag {bag} has no completion marker or receipt at {collection.location}",
+                       on_progress)
+    report.torn_events = log.torn
+    return report

@@ -379,7 +379,7 @@ class S3CatalogSource:
         log = self.collection.read_event_objects(k for k in self.collection.event_keys() if k not in seen)
         etag_row = conn.execute("SELECT value FROM state WHERE key = 's3_legacy_etag'").fetchone()
         data, etag = self.collection.legacy_log()
-        if etag != (etag_row[0] if etag_row else ""):
+        if data and (not etag or etag != (etag_row[0] if etag_row else "")):  # no ETag: read it again
             legacy = self.collection.legacy_events(data)
             log.events += [item for item in legacy.events if item.key not in seen]
             log.torn += [key for key in legacy.torn if key not in seen]
