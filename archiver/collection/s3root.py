@@ -172,15 +172,6 @@ class S3Collection:
                 return False
             raise StorageError(f"cannot read {self.objects.url(key)}: {exc}") from exc
 
-    def marker(self, name: str) -> dict[str, Any] | None:
-        """The completion marker's JSON (None: no marker, or not a JSON object)."""
-        data = self.objects.get_bytes(self.key(f"{MARKERS_DIR}/{name}.json"))
-        try:
-            record = json.loads(data) if data is not None else None
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
-
     def reader(self, name: str) -> S3Bag:
         return S3Bag(self.client, self.bucket, self.key(name))
 
