@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from archiver.cli import app
 from archiver.collection.events import Event, append_event
-from archiver.collection.s3root import S3Collection, cache_dir
+from archiver.collection.s3root import S3Collection, cache_dir, cached_event_log
 from archiver.replication import make_client
 from s3collection import event_objects, put_event, upload_bag, upload_collection
 from s3fixture import s3_server, tree  # noqa: F401  (fixture)
@@ -155,6 +155,12 @@ def test_a_late_event_with_an_older_time_is_picked_up(s3col, cache):
     # the incremental catalogue answers as a fresh one does
     shutil.rmtree(cache)
     assert run("history", URL_A, "--root", url, endpoint=endpoint)["history"] == after
+    # and the log read through the cache (audit, mirror) is the log read from S3
+    collection = S3Collection(url, endpoint)
+    direct = collection.read_events()
+    assert [(e.key, e.line) for e in cached_event_log(collection).events] == [(e.key, e.line) for e in direct.events]
+    assert [e.event.time for e in direct.events] == sorted(e.event.time for e in direct.events)
+    assert len(direct.events) == 7 and any(e.key.endswith("events.jsonl#000000001") for e in direct.events)
 
 
 def test_the_endpoint_comes_from_aws_endpoint_url_too(s3col, monkeypatch):

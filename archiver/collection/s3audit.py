@@ -23,7 +23,7 @@ from typing import Callable
 from archiver.bagit.verify import BagReport
 from archiver.clock import utc_now
 from archiver.collection.audit import AuditReport, plan_audit, run_audit
-from archiver.collection.s3root import S3Collection
+from archiver.collection.s3root import S3Collection, cached_event_log
 
 
 def audit_s3_collection(collection: S3Collection, max_age: timedelta = timedelta(days=90),
@@ -36,7 +36,7 @@ def audit_s3_collection(collection: S3Collection, max_age: timedelta = timedelta
 
     collection.check_readable()
     busy = collection.in_progress()
-    log = collection.read_events()
+    log = cached_event_log(collection)  # only event objects not read before are fetched
     events = [logged.event for logged in log.events if logged.event.bag not in busy]
     plan = plan_audit(collection.complete_bags(), events, now or utc_now(), max_age, limit)
 

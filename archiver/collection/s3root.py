@@ -22,7 +22,10 @@ What readers may rely on:
   root's catalogue (``catalog_build``), brought up to date on every open from
   the markers and the event objects it has not seen yet (it remembers the keys
   it has read, not a position). It holds nothing authoritative: delete it and
-  the next open rebuilds the same answers from S3 alone.
+  the next open rebuilds the same answers from S3 alone. It also keeps each
+  event object's line as read (objects are never rewritten), so ``audit`` and
+  ``mirror`` read the log through it (``cached_event_log``) with one GET per
+  *new* event object, not one per event.
 
     >>> collection = S3Collection("s3://library/texts", endpoint_url="http://127.0.0.1:8333")
     >>> collection.complete_bags()
@@ -45,7 +48,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from archiver.clock import parse_iso, utc_now
-from archiver.collection.catalog_build import BagRecord, insert_bag, insert_event_rows, read_bag_record_from
+from archiver.collection.catalog_build import (BagRecord, catalog_file, connect, insert_bag, insert_event_rows,
+                                               read_bag_record_from)
 from archiver.collection.events import Event
 from archiver.errors import StorageError
 from archiver.replication.s3 import (S3Bag, S3Objects, S3Site, _client_errors, _is_missing, find_s3_bags, make_client,
@@ -86,6 +90,25 @@ class S3EventLog:
 
     def sort(self) -> None:
         self.events.sort(key=lambda logged: (_when(logged.event.time), logged.key))
+
+    def merged(self) -> "S3EventLog":
+        """Sorted by (time, key), each event once (the first key that holds it)."""
+        self.sort()
+        seen: set[str] = set()
+        events = []
+        for logged in self.events:
+            if logged.event.id not in seen:
+                seen.add(logged.event.id)
+                events.append(logged)
+        return S3EventLog(events, sorted(self.torn))
+
+    def add(self, key: str, line: bytes) -> None:
+        """One stored event (an object's body, a legacy line): an event, or torn."""
+        event = _parse_event(line)
+        if event is None or b"\n" in line:
+            self.torn.append(key)
+        else:
+            self.events.append(LoggedEvent(key, event, line))
 
 
 def _when(text: str) -> datetime:
@@ -214,14 +237,8 @@ class S3Collection:
         with ThreadPoolExecutor(max_workers=READERS) as pool:
             bodies = list(pool.map(lambda k: self.objects.get_bytes(self.key(k)), keys))
         for key, body in zip(keys, bodies):
-            if body is None:
-                continue  # deleted since listed
-            line = body.rstrip(b"\n")
-            event = _parse_event(line)
-            if event is None or b"\n" in line:
-                log.torn.append(key)
-            else:
-                log.events.append(LoggedEvent(key, event, line))
+            if body is not None:  # None: deleted since listed
+                log.add(key, body.rstrip(b"\n"))
         return log
 
     def legacy_log(self) -> tuple[bytes, str]:
@@ -239,14 +256,8 @@ class S3Collection:
     def legacy_events(data: bytes) -> S3EventLog:
         log = S3EventLog()
         for number, line in enumerate(data.split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            event = _parse_event(line)
-            key = f"{EVENTS_FILE}#{number:09d}"
-            if event is None:
-                log.torn.append(key)
-            else:
-                log.events.append(LoggedEvent(key, event, line))
+            if line.strip():
+                log.add(f"{EVENTS_FILE}#{number:09d}", line)
         return log
 
     def read_events(self) -> S3EventLog:
@@ -254,18 +265,7 @@ class S3Collection:
         event held both as an object and as a legacy line is given once."""
         objects = self.read_event_objects(self.event_keys())
         legacy = self.legacy_events(self.legacy_log()[0])
-        log = S3EventLog(torn=objects.torn + legacy.torn)
-        seen: set[str] = set()
-        for logged in sorted(objects.events + legacy.events,
-                             key=lambda item: (_when(item.event.time), item.key)):
-            if logged.event.id not in seen:
-                seen.add(logged.event.id)
-                log.events.append(logged)
-        return log
-
-    def event_log_bytes(self) -> bytes:
-        """The merged log as ``events.jsonl`` bytes (what mirroring copies)."""
-        return b"".join(logged.line + b"\n" for logged in self.read_events().events)
+        return S3EventLog(objects.events + legacy.events, objects.torn + legacy.torn).merged()
 
     def log_events(self, events: Iterable[Event]) -> None:
         """Store each event as an object of its own (never a shared object rewritten)."""
@@ -323,7 +323,10 @@ def cache_dir(endpoint_url: str | None, bucket: str, prefix: str) -> Path:
     return base / "archiver" / "s3" / digest
 
 
-_SEEN_TABLE = ("CREATE TABLE IF NOT EXISTS s3_seen (key TEXT PRIMARY KEY, event_id TEXT) WITHOUT ROWID")
+# Every event object (and legacy line) read so far, as stored: the keys say what is
+# new on the next open; the lines let audit and mirror read the log without a GET each.
+_SEEN_TABLE = ("CREATE TABLE IF NOT EXISTS s3_seen (key TEXT PRIMARY KEY, event_id TEXT, line BLOB) "
+               "WITHOUT ROWID")
 
 
 class S3CatalogSource:
@@ -376,8 +379,9 @@ class S3CatalogSource:
             log.torn += [key for key in legacy.torn if key not in seen]
             conn.execute("INSERT OR REPLACE INTO state VALUES ('s3_legacy_etag', ?)", (etag,))
         log.sort()
-        conn.executemany("INSERT OR IGNORE INTO s3_seen VALUES (?, ?)",
-                         [(item.key, item.event.id) for item in log.events] + [(key, None) for key in log.torn])
+        conn.executemany("INSERT OR IGNORE INTO s3_seen VALUES (?, ?, ?)",
+                         [(item.key, item.event.id, item.line) for item in log.events]
+                         + [(key, None, None) for key in log.torn])
         before = conn.execute("SELECT count(*) FROM capture_events").fetchone()[0]
         rows = insert_event_rows(conn, (item.event for item in log.events))
         if rows and before:
@@ -397,11 +401,35 @@ def _renumber(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE capture_events SET seq = (SELECT n FROM s3_order o WHERE o.event_id = capture_events.event_id)")
 
 
-def open_s3_catalog(collection: S3Collection, on_progress: Any = None) -> Any:
+def cached_event_log(collection: S3Collection) -> S3EventLog:
+    """``S3Collection.read_events`` through the local cache: the cache is brought up
+    to date (reading only objects it has not seen), then the log is read from it.
+    Event objects are never rewritten, so a copy read once stays true; a torn
+    object is reported by key. StorageError (exit 3) when S3 cannot be read."""
+    source = S3CatalogSource(collection)
+    open_s3_catalog(collection, source=source).close()
+    conn = connect(catalog_file(source))
+    try:
+        rows = conn.execute("SELECT key, line FROM s3_seen").fetchall()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the event cache {catalog_file(source)}: {exc}") from exc
+    finally:
+        conn.close()
+    log = S3EventLog()
+    for key, line in rows:
+        if line is None:
+            log.torn.append(key)
+        else:
+            log.add(key, bytes(line))
+    return log.merged()
+
+
+def open_s3_catalog(collection: S3Collection, on_progress: Any = None,
+                    source: "S3CatalogSource | None" = None) -> Any:
     """The collection's catalogue, brought up to date (``catalog.open_catalog``
     on an ``S3CatalogSource``). StorageError (exit 3) when S3 cannot be read:
     never an answer from a stale cache."""
     from archiver.collection.catalog import open_catalog
 
     collection.check_readable()
-    return open_catalog(S3CatalogSource(collection), on_progress)
+    return open_catalog(source or S3CatalogSource(collection), on_progress)

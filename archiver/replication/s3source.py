@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, cast
 
 from archiver.bagit.reader import BagReader
 from archiver.collection.events import Event
-from archiver.collection.s3root import S3Collection
+from archiver.collection.s3root import S3Collection, cached_event_log
 from archiver.errors import StorageError
 from archiver.replication.plan import SourceBag, algorithm_of, plan_bag
 from archiver.replication.site import Site
@@ -98,7 +98,8 @@ class S3Source:
         self.collection.log_events(events)
 
     def event_log(self) -> bytes:
-        return self.collection.event_log_bytes()
+        log = cached_event_log(self.collection)  # only event objects not read before are fetched
+        return b"".join(logged.line + b"\n" for logged in log.events)
 
     def extra_results(self, target: Site, verify: bool) -> list["BagResult"]:
         return []
