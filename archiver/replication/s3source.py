@@ -19,7 +19,8 @@ from archiver.bagit.reader import BagReader
 from archiver.collection.events import Event
 from archiver.collection.s3root import S3Collection, cached_event_log
 from archiver.errors import StorageError
-from archiver.replication.plan import SourceBag, algorithm_of, plan_bag
+from archiver.replication.fixity import read_tagmanifests
+from archiver.replication.plan import SourceBag, plan_bag
 from archiver.replication.site import Site
 
 if TYPE_CHECKING:
@@ -38,14 +39,7 @@ class S3BagSource:
 
     def read(self) -> SourceBag:
         if self._read is None:
-            tagmanifests = {}
-            for path in self.files:
-                if "/" not in path and path.startswith("tagmanifest-") and algorithm_of(path):
-                    data = self.collection.objects.get_bytes(self.collection.key(f"{self.name}/{path}"))
-                    if data is None:
-                        raise StorageError(f"{self.location}/{path} vanished while reading")
-                    tagmanifests[path] = data
-            self._read = SourceBag(self.name, dict(self.files), tagmanifests)
+            self._read = SourceBag(self.name, dict(self.files), read_tagmanifests(self.reader(), self.files))
         return self._read
 
     def reader(self) -> BagReader:
