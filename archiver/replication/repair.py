@@ -79,8 +79,9 @@ def open_side(location: str | Path, options: SiteOptions) -> tuple[Site, list[st
     if one_bag is not None:
         parent, name = one_bag
         if name not in parent.bag_names():  # on S3: a bag being uploaded, or left by a crash
-            raise StorageError(f"{location} is not a complete bag of {parent.location} "
-                               "(no completion marker or receipt): it is never read or changed")
+            raise StorageError(f"{location} is not one of the bags of {parent.location} (on S3: it has no "
+                               "completion marker or receipt; on disk: a link or a partial copy); "
+                               "it is never read or changed")
         return parent, [name]
     return site, None
 
