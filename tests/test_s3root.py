@@ -217,6 +217,17 @@ def test_audit_reports_a_logged_bag_whose_marker_is_gone_as_missing(s3col):
     assert report["missing"] == ["mutual-aid-20261102T100000Z"]
 
 
+def test_a_complete_bag_whose_objects_are_gone_fails_verify_and_audit(s3col):
+    _local, url, client, bucket, endpoint = s3col
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="lib/texts/tanks-20261120T100000Z/")
+    for obj in listed["Contents"]:
+        client.delete_object(Bucket=bucket, Key=obj["Key"])
+    verified = run("verify", url, endpoint=endpoint, code=1)
+    assert [b["valid"] for b in verified["bags"]] == [True, True, False]
+    report = run("audit", "--root", url, endpoint=endpoint, code=1)
+    assert [f["bag"] for f in report["failed"]] == ["tanks-20261120T100000Z"] and report["missing"] == []
+
+
 def test_audit_leaves_a_bag_being_written_alone_until_its_claim_expires(s3col):
     _local, url, client, bucket, endpoint = s3col
     put_event(client, bucket, "lib/texts", Event("capture", "success", bag=HALF, detail={"url": URL_C}))
