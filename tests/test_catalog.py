@@ -50,8 +50,12 @@ def make_bag(root: Path, name: str, *, url: str, title: str, author: str | None,
 
 @pytest.fixture
 def collection(tmp_path: Path) -> Path:
-    root = tmp_path / "bags"
-    root.mkdir()
+    return three_captures(tmp_path / "bags")
+
+
+def three_captures(root: Path) -> Path:
+    """Three captures of two URLs, the first capture's event and two re-checks."""
+    root.mkdir(parents=True)
     make_bag(root, "tanks-20261101T100000Z", url=URL_A, title="Always Against The Tanks",
              author="Various Authors", retrieved="2026-11-01T10:00:00Z",
              body="Red nationalism is a contradiction. It's a tank with a flag.")

@@ -209,7 +209,7 @@ def test_no_input_crashes_any_verb(workdir: Path, invocation: tuple[list[str], b
     ["no-such-verb", "--json"],
     ["catalog", "no-such", "--json"],
     ["list", "--root", "a\x00b", "--json"],
-    ["list", "--root", "s3://lib/col", "--json"],
+    ["list", "--root", "sftp://lib/col", "--json"],
 ])
 def test_usage_errors_print_one_line_and_one_json_document(workdir: Path, args: list[str],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 
 from archiver.cli import app
 from archiver.collection.events import read_events
+from archiver.collection.s3root import S3Collection
 from archiver.replication import DirectoryTarget, S3Bag, mirror_collection, open_target
 from archiver.replication.repair import repair
 from archiver.bagit.verify import verify_bag
+from s3collection import event_objects
 from s3fixture import flip_byte, make_bags, s3_server, tree  # noqa: F401  (fixture)
 
 
@@ -137,8 +139,10 @@ def test_s3_copy_repaired_from_a_directory_and_back(tmp_path, s3_server):
         assert verify_bag(S3Bag(client, bucket, f"c/{name}")).valid
     staged = client.list_objects_v2(Bucket=bucket, Prefix="c/.archiver/staging/")
     assert staged["KeyCount"] == 0
-    log = client.get_object(Bucket=bucket, Key="c/.archiver/events.jsonl")["Body"].read().decode()
-    assert sum(1 for line in log.splitlines() if '"type": "repair"' in line) == 3
+    # one event object per repair (S3LAYOUT: never a read-modify-write of a shared log)
+    events = [logged.event for logged in S3Collection(url, client=client).read_events().events]
+    assert sum(1 for e in events if e.type == "repair") == 3
+    assert sum(1 for e in event_objects(client, bucket, "c") if e["type"] == "repair") == 3
     # and the other way: the directory repaired from S3
     flip_byte(source / a / "data" / "text.txt")
     back = repair(source, url, client=client)

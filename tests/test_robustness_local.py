@@ -282,8 +282,7 @@ def test_a_write_that_fails_mid_bag_leaves_nothing_and_the_batch_goes_on(tmp_pat
 
 
 # --- roots and path options are local paths -----------------------------------------------
-@pytest.mark.parametrize("verb", [["snapshot", "page.html"], ["list"], ["audit"], ["catalog", "rebuild"],
-                                  ["rebuild", "--all"], ["search", "x"]])
+@pytest.mark.parametrize("verb", [["snapshot", "page.html"], ["rebuild", "--all"]])
 def test_s3_root_is_a_usage_error_not_a_local_folder_named_s3(tmp_path: Path, monkeypatch, verb) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "page.html").write_text(PAGE)
@@ -292,6 +291,21 @@ def test_s3_root_is_a_usage_error_not_a_local_folder_named_s3(tmp_path: Path, mo
     assert "S3 roots are not supported yet" in result.stderr
     assert json.loads(result.stdout)["exit_code"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]  # no "s3:" folder
+
+
+@pytest.mark.parametrize("verb", [["list"], ["audit"], ["catalog", "rebuild"], ["search", "x"], ["show", "x"],
+                                  ["history", "https://example.org/x"]])
+def test_an_s3_root_is_read_from_s3_never_a_local_folder_named_s3(tmp_path: Path, monkeypatch, verb) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "page.html").write_text(PAGE)
+    result = runner.invoke(app, [*verb, "--root", "s3://lib/col", "--endpoint-url", "http://127.0.0.1:9",
+                                 "--json"])
+    assert result.exit_code == 3, result.output  # nothing listens there: could not run
+    assert json.loads(result.stdout)["exit_code"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]  # no "s3:" folder, no cache
+    code, output = run(*verb, "--root", "sftp://host/col")
+    assert code == 2 and "sftp:// locations are not supported" in output, output
 
 
 @pytest.mark.parametrize("given", ["sftp://host/col", "file:///tmp/col", "https://example.org/col"])
@@ -306,8 +320,11 @@ def test_root_naming_any_url_scheme_is_a_usage_error(tmp_path: Path, monkeypatch
 def test_root_from_the_environment_is_checked_too(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ARCHIVER_ROOT", "s3://lib/col")
-    code, output = run("list")
+    code, output = run("rebuild", "--all")
     assert code == 2 and "S3 roots are not supported yet" in output
+    monkeypatch.setenv("ARCHIVER_ROOT", "sftp://lib/col")
+    code, output = run("list")
+    assert code == 2 and "sftp:// locations are not supported" in output
 
 
 def test_mirror_or_repair_to_an_unknown_scheme_is_a_usage_error(tmp_path: Path) -> None:

@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
-from archiver.cli.common import (EXIT_CANNOT_RUN, JsonOption, RootOption, app,
-                                 emit_json, errors_to_exit, event_log_warnings, fail, one_line, out, warn,
-                                 progress_bar)
+from archiver.cli.common import (EXIT_CANNOT_RUN, CollectionRootOption, JsonOption, app, collection_root,
+                                 emit_json, endpoint_option, errors_to_exit, event_log_warnings, fail, one_line,
+                                 out, warn, progress_bar)
+
+
+def open_collection_catalog(root: str, endpoint_url: Optional[str], on_progress: Any = None) -> Any:
+    """The catalogue of ``--root``: a local folder's, or an S3 collection's local cache
+    (brought up to date from S3 first; exit 3 when S3 cannot be read)."""
+    from archiver.collection.catalog import open_catalog
+
+    location = collection_root(root)
+    if isinstance(location, Path):
+        return open_catalog(location, on_progress)
+    from archiver.collection.s3root import S3Collection, open_s3_catalog
+
+    return open_s3_catalog(S3Collection(location, endpoint_url), on_progress)
+
+
+def bag_location(root: str, name: str) -> str:
+    location = collection_root(root)
+    return str(location / name) if isinstance(location, Path) else f"{location.rstrip('/')}/{name}"
+
+
+def local_warnings(root: str) -> list[dict[str, Any]]:
+    """``event_log_warnings`` of a local root (an S3 log's objects are whole by construction)."""
+    location = collection_root(root)
+    return event_log_warnings(location) if isinstance(location, Path) else []
 
 
 
@@ -17,17 +42,26 @@ app.add_typer(catalog_app, name="catalog")
 
 
 @catalog_app.command("rebuild")
-def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> None:
-    """Rebuild the catalogue from the bags and the event log.
+def catalog_rebuild(root: str = CollectionRootOption, endpoint_url: Optional[str] = endpoint_option,
+                    json_output: bool = JsonOption) -> None:
+    """Rebuild the catalogue from the bags and the event log (of an S3 root: its local cache).
 
     Example: archiver catalog rebuild --root bags
     """
     from archiver.collection.catalog import rebuild_catalog
 
     with errors_to_exit(json_output), progress_bar("indexing") as on_progress:
-        if not root.is_dir():
-            raise fail(f"collection root {root} does not exist", EXIT_CANNOT_RUN)
-        report = rebuild_catalog(root, on_progress=on_progress)
+        location = collection_root(root)
+        if isinstance(location, Path):
+            if not location.is_dir():
+                raise fail(f"collection root {location} does not exist", EXIT_CANNOT_RUN)
+            report = rebuild_catalog(location, on_progress=on_progress)
+        else:
+            from archiver.collection.s3root import S3CatalogSource, S3Collection
+
+            collection = S3Collection(location, endpoint_url)
+            collection.check_readable()
+            report = rebuild_catalog(S3CatalogSource(collection), on_progress=on_progress)
     if json_output:
         emit_json(report.to_dict())
     else:
@@ -37,16 +71,15 @@ def catalog_rebuild(root: Path = RootOption, json_output: bool = JsonOption) -> 
 
 
 @app.command("list")
-def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
+def list_bags(root: str = CollectionRootOption, endpoint_url: Optional[str] = endpoint_option,
+              json_output: bool = JsonOption) -> None:
     """List every bag of the collection, oldest capture first.
 
     Example: archiver list --root bags --json
     """
-    from archiver.collection.catalog import open_catalog
-
-    with errors_to_exit(json_output), open_catalog(root) as catalog:
+    with errors_to_exit(json_output), open_collection_catalog(root, endpoint_url) as catalog:
         records = catalog.list_bags()
-    warnings = event_log_warnings(root)
+    warnings = local_warnings(root)
     if json_output:
         emit_json({"root": str(root), "bags": [r.to_dict() for r in records], "warnings": warnings})
         return
@@ -58,17 +91,15 @@ def list_bags(root: Path = RootOption, json_output: bool = JsonOption) -> None:
 
 
 @app.command()
-def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path = RootOption,
-         json_output: bool = JsonOption) -> None:
+def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: str = CollectionRootOption,
+         endpoint_url: Optional[str] = endpoint_option, json_output: bool = JsonOption) -> None:
     """Show one bag's catalogue record: by bag name, or the latest capture of a URL.
 
     Example: archiver show https://theanarchistlibrary.org/library/... --root bags
     """
-    from archiver.collection.catalog import open_catalog
-
-    with errors_to_exit(json_output), open_catalog(root) as catalog:
+    with errors_to_exit(json_output), open_collection_catalog(root, endpoint_url) as catalog:
         record = catalog.show(bag_or_url)
-    document = {**record.to_dict(), "path": str(root / record.name)}
+    document = {**record.to_dict(), "path": bag_location(root, record.name)}
     if json_output:
         emit_json(document)
         return
@@ -79,7 +110,8 @@ def show(bag_or_url: str = typer.Argument(..., metavar="BAG-or-URL"), root: Path
 
 @app.command()
 def search(query: str, limit: int = typer.Option(20, "--limit", min=1, help="At most N results."),
-           root: Path = RootOption, json_output: bool = JsonOption) -> None:
+           root: str = CollectionRootOption, endpoint_url: Optional[str] = endpoint_option,
+           json_output: bool = JsonOption) -> None:
     """Full-text search of titles, authors and texts, best match first.
 
     Words are searched as written (all must match); "a phrase" in double quotes;
@@ -87,9 +119,7 @@ def search(query: str, limit: int = typer.Option(20, "--limit", min=1, help="At 
 
     Example: archiver search 'mutual aid' --limit 5 --root bags
     """
-    from archiver.collection.catalog import open_catalog
-
-    with errors_to_exit(json_output), open_catalog(root) as catalog:
+    with errors_to_exit(json_output), open_collection_catalog(root, endpoint_url) as catalog:
         hits = catalog.search(query, limit)
     if json_output:
         emit_json({"query": query, "count": len(hits), "results": [h.to_dict() for h in hits]})
@@ -102,14 +132,15 @@ def search(query: str, limit: int = typer.Option(20, "--limit", min=1, help="At 
 
 
 @app.command()
-def history(url: str, root: Path = RootOption, json_output: bool = JsonOption) -> None:
+def history(url: str, root: str = CollectionRootOption, endpoint_url: Optional[str] = endpoint_option,
+            json_output: bool = JsonOption) -> None:
     """Every capture and unchanged re-check of a source (and sync's gone/unlisted findings), oldest first.
 
     Example: archiver history https://theanarchistlibrary.org/library/... --root bags
     """
-    from archiver.collection.catalog import NotInCatalog, open_catalog
+    from archiver.collection.catalog import NotInCatalog
 
-    with errors_to_exit(json_output), open_catalog(root) as catalog:
+    with errors_to_exit(json_output), open_collection_catalog(root, endpoint_url) as catalog:
         entries = catalog.history(url)
         if not entries:
             raise NotInCatalog(f"{url!r} was never captured in {root}")

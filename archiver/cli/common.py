@@ -44,8 +44,9 @@ def _check_local_path(value: PurePath, param: Any, ctx: Any) -> None:
     if match:
         scheme = match.group(1).lower()
         if scheme == "s3" and getattr(param, "name", None) == "root":
-            raise typer.BadParameter("S3 roots are not supported yet: --root takes a local directory "
-                                     "(verify, mirror and repair accept s3:// locations)", ctx=ctx, param=param)
+            raise typer.BadParameter("S3 roots are not supported yet by this verb: --root takes a local "
+                                     "directory here (list, show, search, history, audit, catalog rebuild, "
+                                     "verify, mirror and repair read s3:// collections)", ctx=ctx, param=param)
         raise typer.BadParameter(f"{scheme}:// locations are not supported here: {name} takes a "
                                  "local path", ctx=ctx, param=param)
     if "\0" in text:
@@ -145,6 +146,33 @@ RootOption = typer.Option(
     file_okay=True, dir_okay=True,
 )
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+# A collection root that may also be on S3 (the verbs that read an S3 collection take it as text:
+# a Path would turn "s3://b/p" into "s3:/b/p"); ``collection_root`` checks and sorts it.
+CollectionRootOption = typer.Option(
+    "bags", "--root", envvar="ARCHIVER_ROOT",
+    help="Collection root: a directory, or s3://bucket/prefix (env ARCHIVER_ROOT).")
+# The one way every verb is told where S3 is; credentials come the usual boto3 ways
+# (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws, an instance role).
+endpoint_option = typer.Option(
+    None, "--endpoint-url", envvar=["ARCHIVER_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+    help="S3 endpoint for s3:// locations on non-AWS stores (SeaweedFS, Ceph RGW, MinIO); "
+         "env AWS_ENDPOINT_URL. Credentials: the usual AWS environment variables and files.")
+
+
+def collection_root(value: str) -> "Path | str":
+    """``--root`` as given: an ``s3://bucket/prefix`` location (str), or a local
+    folder (Path). UsageError for any other scheme or a NUL byte."""
+    from archiver.errors import UsageError
+
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):/", value)
+    if match and match.group(1).lower() == "s3":
+        return value
+    if match:
+        raise UsageError(f"{match.group(1).lower()}:// locations are not supported for --root "
+                         "(a directory, or s3://bucket/prefix)")
+    if "\0" in value:
+        raise UsageError("--root contains a NUL byte")
+    return Path(value)
 
 
 def version_callback(value: bool) -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from archiver.cli.common import (EXIT_OK, EXIT_PROBLEMS, JsonOption, app, one_line,
-                                 emit_json, err, errors_to_exit, out, progress_bar)
+from archiver.cli.common import (EXIT_OK, EXIT_PROBLEMS, JsonOption, app, collection_root, one_line,
+                                 emit_json, endpoint_option, err, errors_to_exit, out, progress_bar)
 
 
 
-EndpointOption = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
-                              help="S3 endpoint for non-AWS stores (SeaweedFS, Ceph RGW, MinIO).")
+EndpointOption = endpoint_option
 ChecksumOption = typer.Option(
     True, "--s3-checksum-when-required/--s3-checksum-default",
     help="boto3 request_checksum_calculation: 'when_required' (default; works with stores that "
@@ -22,7 +20,9 @@ ChecksumOption = typer.Option(
 
 @app.command()
 def mirror(
-    root: Path = typer.Argument(..., help="The collection root to mirror."),
+    root: str = typer.Argument(..., metavar="SOURCE",
+                               help="The collection root to mirror: a directory, or s3://bucket/prefix "
+                                    "(its complete bags only)."),
     target: str = typer.Argument(..., help="A directory, or s3://bucket/prefix."),
     verify: bool = typer.Option(True, "--verify/--no-verify",
                                 help="Read every file back and hash it against the manifest (default)."),
@@ -34,7 +34,7 @@ def mirror(
                                     "for it (default: exit 3 at once)."),
     json_output: bool = JsonOption,
 ) -> None:
-    """Mirror every bag of ROOT to TARGET: incremental, verified, resumable.
+    """Mirror every bag of SOURCE to TARGET: incremental, verified, resumable.
 
     Example: archiver mirror bags s3://library-b/texts --endpoint-url http://127.0.0.1:8333
     """
@@ -43,9 +43,16 @@ def mirror(
 
     with errors_to_exit(json_output):
         where = open_site(target, endpoint_url, checksum_when_required)
+        location = collection_root(root)
+        if isinstance(location, str):
+            from archiver.replication.s3source import open_mirror_source
+
+            source: Any = open_mirror_source(location, endpoint_url)
+        else:
+            source = location
         with progress_bar("mirror", enabled=not json_output) as on_progress:
             report = mirror_collection(
-                root, where, verify=verify, workers=workers, on_progress=on_progress, wait=wait,
+                source, where, verify=verify, workers=workers, on_progress=on_progress, wait=wait,
                 on_wait=lambda h: err.print(f"waiting up to {wait:g}s for the mirror run of "
                                             f"{describe(h)}", markup=False))
     summary = report.to_dict()

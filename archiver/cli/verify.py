@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import typer
 
-from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, JsonOption, RootOption, app,
-                                 emit_json, error_line, errors_to_exit, event_log_warnings, fail, one_line,
-                                 out, progress_bar)
+from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, CollectionRootOption,
+                                 JsonOption, app, collection_root, emit_json, endpoint_option, error_line,
+                                 errors_to_exit, event_log_warnings, fail, one_line, out, progress_bar, warn)
 from archiver.cli.trust import TsaCaOption, read_tsa_ca
 from archiver.errors import ArchiverError, UsageError
 
@@ -73,8 +73,7 @@ def verify(
                                            help="Check everything except checksums."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1,
                                             help="Hashing processes (default: one per core)."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
-                                               help="S3 endpoint for s3:// paths (SeaweedFS, Ceph RGW, MinIO)."),
+    endpoint_url: Optional[str] = endpoint_option,
     profile: Optional[list[str]] = typer.Option(None, "--profile", metavar="NAME|FILE",
                                                 help="Also check a BagIt profile: aptrust, btr, rfc8493, or a "
                                                      "profile JSON file (BagIt-Profiles 1.1-1.4 or DART). "
@@ -93,7 +92,7 @@ def verify(
     from archiver.exchange.archive_reader import archive_kind as is_archive_name
     from archiver.exchange.check import find_bags_and_archives, s3_archive, verify_any
     from archiver.exchange.profiles import load_profile
-    from archiver.replication import is_remote, open_site
+    from archiver.replication import is_remote
 
     if fast and completeness_only:
         raise fail("--fast and --completeness-only exclude each other", EXIT_USAGE)
@@ -110,16 +109,19 @@ def verify(
         verify_server_checksums(paths, endpoint_url, ca_pem, json_output)
     reports: list[Any] = []
     errors: list[dict[str, str]] = []
+    incomplete: list[str] = []  # bags of an S3 collection without a completion marker or receipt
 
     def could_not_read(path: Any, message: str) -> None:
         errors.append({"path": str(path), "error": error_line(message)})
 
     for given in paths:
+        left_out: list[str] = []
         try:
             if given.startswith("s3://") and is_archive_name(given):
                 bags: list[Any] = [s3_archive(given, endpoint_url)]
             elif is_remote(given):
-                bags = open_site(given, endpoint_url).bag_readers()
+                bags, left_out = _remote_bags(given, endpoint_url)
+                incomplete.extend(left_out)
             elif not Path(given).exists():
                 could_not_read(Path(given), f"{given} does not exist")
                 continue
@@ -131,7 +133,9 @@ def verify(
             could_not_read(Path(given), str(exc))
             continue
         if not bags:
-            could_not_read(Path(given), f"no bag at or under {given}")
+            could_not_read(Path(given), f"no bag at or under {given}" + (
+                " (only bags with no completion marker or receipt: being written, or left by a crash)"
+                if left_out else ""))
             continue
         for bag in bags:
             label = getattr(bag, "name", None) or str(getattr(bag, "location", bag)).rsplit("/", 1)[-1]
@@ -145,8 +149,11 @@ def verify(
             if not json_output:
                 _print_bag_report(report)
     invalid = sum(1 for r in reports if not r.valid)
+    for location in incomplete:
+        warn(f"{location}: not verified: no completion marker or receipt (being written, or left by a crash)")
     if json_output:
-        emit_json({"mode": mode, "bags": [r.to_dict() for r in reports], "errors": errors})
+        emit_json({"mode": mode, "bags": [r.to_dict() for r in reports], "errors": errors,
+                   "incomplete": incomplete})
     elif len(reports) > 1:
         word = {"full": "valid", "fast": "Payload-Oxum OK (--fast)",
                 "completeness": "complete (--completeness-only)"}[mode]
@@ -154,19 +161,32 @@ def verify(
     raise typer.Exit(EXIT_CANNOT_RUN if errors else EXIT_PROBLEMS if invalid else EXIT_OK)
 
 
+def _remote_bags(location: str, endpoint_url: Optional[str]) -> tuple[list[Any], list[str]]:
+    """Readers for an s3:// location (inside a collection: its complete bags only), and
+    the locations of the bags left out; any other scheme is a usage error."""
+    from archiver.replication import is_s3, make_client, open_site
+
+    if not is_s3(location):
+        return open_site(location, endpoint_url).bag_readers(), []
+    from archiver.collection.s3root import verifiable_bags
+
+    return verifiable_bags(make_client(endpoint_url), location)
+
+
 @app.command()
 def audit(
-    root: Path = RootOption,
+    root: str = CollectionRootOption,
     max_age: str = typer.Option("90d", "--max-age", help="Re-verify bags not checked for this long (90d, 12h, 2w)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Verify at most N bags this run."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Hashing processes per bag."),
     tsa_ca: Optional[Path] = TsaCaOption,
     server_checksums: bool = ServerChecksumsOption,
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
-                                               help="S3 endpoint for an s3:// root (SeaweedFS, Ceph RGW, MinIO)."),
+    endpoint_url: Optional[str] = endpoint_option,
     json_output: bool = JsonOption,
 ) -> None:
     """Fully verify the bags least recently checked, log a fixity event for each, print one summary.
+
+    Every byte of every bag checked is read and hashed, on S3 too (--root s3://bucket/prefix).
 
     Example: ``archiver audit --root bags --max-age 90d --limit 500``.
     With --server-checksums (s3:// roots): bags are server-attested, not read (see verify).
@@ -182,17 +202,18 @@ def audit(
         except (OverflowError, ValueError):
             raise fail(f"--max-age {max_age!r} is too long (at most a few thousand years)", EXIT_USAGE) from None
         ca_pem = read_tsa_ca(tsa_ca)
+        location = collection_root(root)
     if server_checksums:
         from archiver.cli.attest import audit_server_checksums
 
-        # An s3:// root reaches here once --root takes one (a Path makes "s3://" "s3:/").
-        text = str(root)
-        audit_server_checksums("s3://" + text[4:] if text.startswith("s3:/") and not text.startswith("s3://")
-                               else text, endpoint_url, age, limit, ca_pem, json_output)
+        audit_server_checksums(str(location), endpoint_url, age, limit, ca_pem, json_output)
     with errors_to_exit(json_output):
         with progress_bar("auditing", enabled=not json_output) as on_progress:
-            report = audit_collection(root, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
-    warnings = event_log_warnings(root)
+            if isinstance(location, Path):
+                report = audit_collection(location, age, limit, processes, on_progress=on_progress, tsa_ca=ca_pem)
+            else:
+                report = _audit_s3(location, endpoint_url, age, limit, processes, on_progress, ca_pem)
+    warnings = event_log_warnings(location) if isinstance(location, Path) else _s3_log_warnings(report)
     if json_output:
         emit_json({**report.to_dict(), "warnings": warnings})
     else:
@@ -208,6 +229,27 @@ def audit(
             files = ", ".join(failure["files"]) or "(the bag as a whole)"
             out.print(f"FAILED   {failure['bag']}: {files} [{', '.join(codes)}]", markup=False)
         for bag in report.missing:
-            out.print(f"MISSING  {bag}: the event log knows this bag but its folder is gone", markup=False)
+            out.print(f"MISSING  {bag}: the event log knows this bag but it is gone", markup=False)
     raise typer.Exit(EXIT_OK if report.clean else EXIT_PROBLEMS)
+
+
+def _s3_log_warnings(report: Any) -> list[dict[str, Any]]:
+    """An S3 root's event objects (or legacy lines) that are not whole events: warned, never fatal."""
+    if not report.torn_events:
+        return []
+    shown = ", ".join(report.torn_events[:5]) + (", …" if len(report.torn_events) > 5 else "")
+    message = (f"{report.root}: {len(report.torn_events)} event object(s) or line(s) are not whole events "
+               f"({shown}); the other events are intact")
+    warn(message)
+    return [{"code": "event-log-torn-line", "path": report.root, "keys": report.torn_events, "message": message}]
+
+
+def _audit_s3(location: str, endpoint_url: Optional[str], age: Any, limit: Optional[int],
+              processes: Optional[int], on_progress: Any, ca_pem: Optional[bytes]) -> Any:
+    """``audit --root s3://…``: every byte read and hashed (``collection.s3audit``)."""
+    from archiver.collection.s3audit import audit_s3_collection
+    from archiver.collection.s3root import S3Collection
+
+    return audit_s3_collection(S3Collection(location, endpoint_url), age, limit, processes,
+                               on_progress=on_progress, tsa_ca=ca_pem)
 

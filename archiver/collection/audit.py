@@ -55,6 +55,7 @@ class AuditReport:
     failed: list[dict[str, Any]] = field(default_factory=list)    # {"bag", "files", "problems"}
     missing: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)   # {"bag", "reason", "last_checked"}
+    torn_events: list[str] = field(default_factory=list)  # (S3) event objects or lines that are not whole events
 
     @property
     def checked(self) -> int:
@@ -115,34 +116,50 @@ def audit_collection(root: Path, max_age: timedelta = timedelta(days=90), limit:
     on_disk |= {e.bag for e in log.events if e.bag and "/" not in e.bag and (root / e.bag).is_dir()}
     on_disk |= _serialised_bags(root)
     plan = plan_audit(sorted(on_disk), log.events, now or utc_now(), max_age, limit)
-    report = AuditReport(str(root))
+
+    def refuse(bag: str) -> str | None:
+        if (root / bag).is_symlink():  # verifying through it would read outside the collection
+            return f"bag folder {bag} is a symbolic link (never followed)"
+        return None
+
+    return run_audit(str(root), plan, lambda bag: _verify(root / bag, processes, tsa_ca),
+                     lambda event: append_event(root, event), lambda bag: f"bag folder {bag} is gone",
+                     on_progress, refuse)
+
+
+def run_audit(location: str, plan: AuditPlan, verify: Callable[[str], BagReport], log: Callable[[Event], None],
+              missing_message: Callable[[str], str], on_progress: Callable[..., None] | None = None,
+              refuse: Callable[[str], str | None] | None = None) -> AuditReport:
+    """Carry out ``plan`` wherever the bags live: ``verify(bag)`` reads and hashes
+    every byte of one bag, ``log(event)`` records each outcome as it comes (so an
+    interrupted audit keeps what it did); ``refuse(bag)`` names a reason not to
+    read a bag at all (a failure)."""
+    report = AuditReport(location)
     report.skipped = [{"bag": bag, "reason": reason, "last_checked": plan.last_ok.get(bag)}
                       for bag, reason in plan.skipped]
     for bag in plan.missing:
         report.missing.append(bag)
-        append_event(root, Event("fixity", "unverifiable", bag=bag,
-                                 detail={"reason": "missing", "message": f"bag folder {bag} is gone"}))
+        log(Event("fixity", "unverifiable", bag=bag, detail={"reason": "missing", "message": missing_message(bag)}))
     for index, bag in enumerate(plan.due):
         if on_progress:
             on_progress(index, len(plan.due), bag)
-        if (root / bag).is_symlink():  # verifying through it would read outside the collection
-            reason = f"bag folder {bag} is a symbolic link (never followed)"
+        reason = refuse(bag) if refuse else None
+        if reason:
             report.failed.append({"bag": bag, "files": [], "problems": [
                 {"code": "bag-is-symlink", "path": "", "message": reason}]})
-            append_event(root, Event("fixity", "failure", bag=bag, detail={"reason": reason}))
+            log(Event("fixity", "failure", bag=bag, detail={"reason": reason}))
             continue
         try:
-            bag_report = _verify(root / bag, processes, tsa_ca)
+            bag_report = verify(bag)
         except StorageError as exc:
             # CannotVerify: archiver refused to judge the bag (a resource guard), so the
             # log says "unverifiable", never "failure"; the audit still reports it.
             unjudged = isinstance(exc, CannotVerify)
             report.failed.append({"bag": bag, "files": [], "problems": [
                 {"code": "cannot-verify" if unjudged else "bag-unreadable", "path": "", "message": str(exc)}]})
-            append_event(root, Event("fixity", "unverifiable" if unjudged else "failure", bag=bag,
-                                     detail={"reason": str(exc)}))
+            log(Event("fixity", "unverifiable" if unjudged else "failure", bag=bag, detail={"reason": str(exc)}))
             continue
-        append_event(root, _fixity_event(bag, bag_report))
+        log(_fixity_event(bag, bag_report))
         if bag_report.valid:
             report.ok.append(bag)
         else:

@@ -38,15 +38,16 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from archiver.collection.catalog_build import (
-    _BAG_COLUMNS, CATALOG_NAME, RANK, SCHEMA_VERSION, BagRecord, OnProgress, RebuildReport, build_catalog,
-    catalog_path, connect, import_events, insert_bag, read_bag_record, rebuild_catalog, rebuild_lock,
-    rebuild_locked, write_lock)
+    _BAG_COLUMNS, CATALOG_NAME, RANK, SCHEMA_VERSION, BagRecord, CatalogSource, LocalSource, OnProgress,
+    RebuildReport, as_source, build_catalog, catalog_file, catalog_path, connect, import_events, insert_bag,
+    read_bag_record, rebuild_catalog, rebuild_lock, rebuild_locked, write_lock)
 from archiver.collection.query import RANK_AT_MOST, HistoryEntry, SearchHit, fts_query, history_entries, search_hits
 from archiver.errors import ArchiverError, StorageError, UsageError
 
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 T = TypeVar("T")
-__all__ = ["CATALOG_NAME", "RANK", "SCHEMA_VERSION", "BagRecord", "Catalog", "HistoryEntry", "NotInCatalog",
+__all__ = ["CATALOG_NAME", "RANK", "SCHEMA_VERSION", "BagRecord", "Catalog", "CatalogSource", "HistoryEntry",
+           "LocalSource", "NotInCatalog",
            "RebuildReport", "SearchHit", "build_catalog", "catalog_add_bag", "catalog_path", "fts_query",
            "open_catalog", "read_bag_record", "rebuild_catalog"]
 
@@ -82,23 +83,25 @@ def _usable(path: Path) -> bool:
     return version == SCHEMA_VERSION and {"bags", "capture_events", "state", "bag_text"} <= tables
 
 
-def _ensure_usable(root: Path, on_progress: OnProgress | None = None) -> None:
-    path = catalog_path(root)
+def _ensure_usable(root: "Path | CatalogSource", on_progress: OnProgress | None = None) -> None:
+    source = as_source(root)
+    path = catalog_file(source)
     if _usable(path):
         return
-    with rebuild_lock(root):
+    with rebuild_lock(source):
         if not _usable(path):  # another process may have rebuilt it while we waited
-            rebuild_locked(root, on_progress)
+            rebuild_locked(source, on_progress)
 
 
-def open_catalog(root: Path, on_progress: OnProgress | None = None) -> "Catalog":
-    """Open the catalogue of the collection at ``root``, rebuilding it first when
+def open_catalog(root: "Path | CatalogSource", on_progress: OnProgress | None = None) -> "Catalog":
+    """Open the catalogue of the collection at ``root`` (a local root, or a
+    ``CatalogSource`` such as an S3 collection's), rebuilding it first when
     it is missing, of an older schema, or unreadable; import new events."""
-    root = Path(root)
-    if not root.is_dir():
+    if isinstance(root, (str, Path)) and not Path(root).is_dir():
         raise StorageError(f"collection root {root} does not exist")
-    _ensure_usable(root, on_progress)
-    catalog = Catalog(root)
+    source = as_source(root)
+    _ensure_usable(source, on_progress)
+    catalog = Catalog(source)
     catalog.sync_events()
     return catalog
 
@@ -137,9 +140,10 @@ def catalog_add_bag(root: Path, bag_dir: Path) -> None:
 class Catalog:
     """An open catalogue. Methods rebuild and retry once if they meet corruption."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.path = catalog_path(self.root)
+    def __init__(self, root: "Path | CatalogSource") -> None:
+        self.source = as_source(root)
+        self.root = self.source.location  # as messages name the collection
+        self.path = catalog_file(self.source)
         self._conn = connect(self.path)
 
     def close(self) -> None:
@@ -158,17 +162,17 @@ class Catalog:
             if not _is_corruption(exc):
                 raise
             self._conn.close()
-            rebuild_catalog(self.root)
+            rebuild_catalog(self.source)
             self._conn = connect(self.path)
             return query(self._conn)
 
     def sync_events(self) -> int:
         """Import capture events appended since the last import."""
         def sync(conn: sqlite3.Connection) -> int:
-            with write_lock(self.root):
+            with write_lock(self.source):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    added = import_events(conn, self.root)
+                    added = self.source.import_new(conn)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
@@ -177,6 +181,8 @@ class Catalog:
         try:
             return self._run(sync)
         except (sqlite3.OperationalError, StorageError):
+            if not isinstance(self.source, LocalSource):
+                raise  # a remote collection that cannot be read: never answer from a stale cache
             return 0  # a read-only collection: query what is there
 
     @staticmethod

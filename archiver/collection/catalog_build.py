@@ -5,6 +5,11 @@ why no reader ever sees a half-written catalogue).
 A bag that cannot be read as a capture (``CaptureRecord`` says why: a symbolic
 link, a missing text…) is catalogued as *damaged*: listed with the reason, its
 text not indexed, so ``search`` never shows words that are not a sound bag's.
+
+Where the rows come from is a ``CatalogSource``: ``LocalSource`` (a folder of
+bags and its ``events.jsonl``; the catalogue in its ``.archiver/``) or an S3
+collection (``archiver.collection.s3root.S3CatalogSource``; the catalogue in a
+local cache folder). Schema, locking and building are the same for both.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import tempfile
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from archiver.bagit.parse import parse_oxum
 from archiver.collection.events import Event, events_path
+from archiver.bagit.reader import BagReader
 from archiver.collection.record import CaptureRecord, DamagedCapture, ForeignBag
 from archiver.collection.root import META_DIR, is_bag_dir, list_bag_dirs
 from archiver.durable import TMP_PREFIX, fsync_dir, fsync_file
@@ -115,17 +121,26 @@ def read_bag_record(bag_dir: Path) -> BagRecord:
     (never a byte outside the bag). A bag that cannot be read as a capture gives a
     *damaged* record: its name and the reason, nothing indexed."""
     bag_dir = Path(bag_dir)
+    return _bag_record(bag_dir.name, lambda: CaptureRecord.read(bag_dir))
+
+
+def read_bag_record_from(reader: BagReader, name: str) -> BagRecord:
+    """``read_bag_record`` of a bag read through a ``BagReader`` (a bag on S3)."""
+    return _bag_record(name, lambda: CaptureRecord.read_from(reader, name))
+
+
+def _bag_record(name: str, read: Callable[[], CaptureRecord]) -> BagRecord:
     try:
-        record = CaptureRecord.read(bag_dir)
+        record = read()
     except ForeignBag as foreign:
-        return _foreign_bag_record(bag_dir.name, foreign.bag_info)
+        return _foreign_bag_record(name, foreign.bag_info)
     except DamagedCapture as exc:
-        return BagRecord(name=bag_dir.name, damaged=str(exc))
+        return BagRecord(name=name, damaged=str(exc))
     metadata = record.metadata
     oxum = record.payload_oxum
     derived = metadata.get("derived_from")
     return BagRecord(
-        name=bag_dir.name,
+        name=name,
         url=_text_or_none(metadata.get("url")),
         final_url=_text_or_none(metadata.get("final_url")),
         title=_text_or_none(metadata.get("title")),
@@ -157,6 +172,51 @@ def catalog_path(root: Path) -> Path:
     return Path(root) / META_DIR / CATALOG_NAME
 
 
+class CatalogSource(Protocol):
+    """Where a catalogue's rows come from (the bags, the event log) and where
+    the catalogue file and its locks live (``meta``)."""
+
+    location: str  # the collection, as messages name it
+    meta: Path     # the folder holding catalog.sqlite and its locks
+
+    def bag_names(self) -> list[str]:
+        """Every bag of the collection (sorted)."""
+
+    def records(self, names: list[str]) -> Iterator[BagRecord]:
+        """The catalogue row of each named bag, in order (damaged ones included)."""
+
+    def import_new(self, conn: sqlite3.Connection) -> int:
+        """Bring ``conn`` up to date with what the collection gained since the
+        last import (inside the caller's transaction); return re-checks added."""
+
+
+class LocalSource:
+    """A collection root on disk: its bag folders and ``.archiver/events.jsonl``."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+        self.meta = self.root / META_DIR
+
+    def bag_names(self) -> list[str]:
+        return [p.name for p in list_bag_dirs(self.root)]
+
+    def records(self, names: list[str]) -> Iterator[BagRecord]:
+        return (read_bag_record(self.root / name) for name in names)
+
+    def import_new(self, conn: sqlite3.Connection) -> int:
+        return import_events(conn, self.root)
+
+
+def as_source(root: "Path | str | CatalogSource") -> CatalogSource:
+    """A local root as a ``LocalSource``; a source as it is."""
+    return LocalSource(root) if isinstance(root, (str, Path)) else root
+
+
+def catalog_file(source: CatalogSource) -> Path:
+    return source.meta / CATALOG_NAME
+
+
 @contextmanager
 def _flock(path: Path) -> Iterator[None]:
     try:
@@ -171,12 +231,12 @@ def _flock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def write_lock(root: Path) -> AbstractContextManager[None]:
-    return _flock(Path(root) / META_DIR / "catalog.write.lock")
+def write_lock(root: "Path | CatalogSource") -> AbstractContextManager[None]:
+    return _flock(as_source(root).meta / "catalog.write.lock")
 
 
-def rebuild_lock(root: Path) -> AbstractContextManager[None]:
-    return _flock(Path(root) / META_DIR / "catalog.rebuild.lock")
+def rebuild_lock(root: "Path | CatalogSource") -> AbstractContextManager[None]:
+    return _flock(as_source(root).meta / "catalog.rebuild.lock")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -241,19 +301,26 @@ def import_events(conn: sqlite3.Connection, root: Path) -> int:
     except OSError as exc:
         raise StorageError(f"cannot read event log {path}: {exc.strerror}") from exc
     whole = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written is read next time
-    rows = []
+    events = []
     for line in whole.split(b"\n"):
         try:
-            row = _capture_event_row(Event.from_dict(json.loads(line))) if line.strip() else None
+            if line.strip():
+                events.append(Event.from_dict(json.loads(line)))
         except (ValueError, KeyError, TypeError):
             continue  # torn line: read_events reports those
-        if row is not None:
-            rows.append(row)
-    conn.executemany("INSERT OR IGNORE INTO capture_events (event_id, outcome, url, time, bag, final_url, "
-                     "text_sha256, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    rows = insert_event_rows(conn, events)
     conn.execute("INSERT OR REPLACE INTO state VALUES ('events_offset', ?)", (str(offset + len(whole)),))
     _index_logged_bags(conn, root, {row[4] for row in rows if row[1] == "success" and row[4]})
     return sum(row[1] == "unchanged" for row in rows)
+
+
+def insert_event_rows(conn: sqlite3.Connection, events: Iterable[Event]) -> list[tuple[str | None, ...]]:
+    """Add the catalogue rows of ``events`` (in this order; an event already
+    there is kept as it was); return the rows of those that make one."""
+    rows = [row for row in map(_capture_event_row, events) if row is not None]
+    conn.executemany("INSERT OR IGNORE INTO capture_events (event_id, outcome, url, time, bag, final_url, "
+                     "text_sha256, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return rows
 
 
 def _index_logged_bags(conn: sqlite3.Connection, root: Path, names: set[str]) -> None:
@@ -313,59 +380,60 @@ def build_catalog(dest: Path, records: Iterable[BagRecord], *, total: int | None
     return count
 
 
-def _records_from_bags(bag_dirs: list[Path], damaged: list[tuple[str, str]]) -> Iterator[BagRecord]:
-    for bag_dir in bag_dirs:
-        record = read_bag_record(bag_dir)
+def _records_from_bags(source: CatalogSource, names: list[str],
+                       damaged: list[tuple[str, str]]) -> Iterator[BagRecord]:
+    for record in source.records(names):
         if record.damaged:
             damaged.append((record.name, record.damaged))
         yield record
 
 
-def _catch_up(conn: sqlite3.Connection, root: Path, damaged: list[tuple[str, str]]) -> int:
+def _catch_up(conn: sqlite3.Connection, source: CatalogSource, damaged: list[tuple[str, str]]) -> int:
     """Add bags written since the scan began; return how many were added."""
     known = {row[0] for row in conn.execute("SELECT name FROM bags")}
-    new = [bag_dir for bag_dir in list_bag_dirs(root) if bag_dir.name not in known]
+    new = [name for name in source.bag_names() if name not in known]
     conn.execute("BEGIN")
-    for record in _records_from_bags(new, damaged):
+    for record in _records_from_bags(source, new, damaged):
         insert_bag(conn, record)
     conn.execute("COMMIT")
     return len(new)
 
 
-def rebuild_catalog(root: Path, on_progress: OnProgress | None = None) -> RebuildReport:
-    """Rebuild ``<root>/.archiver/catalog.sqlite`` from the bags and the event
-    log, into a temporary file that replaces the old one when complete.
-    Bags that cannot be read as captures are catalogued as damaged (listed,
-    not indexed) and named in the report's ``damaged``."""
-    root = Path(root)
-    meta = root / META_DIR
+def rebuild_catalog(root: "Path | CatalogSource", on_progress: OnProgress | None = None) -> RebuildReport:
+    """Rebuild the catalogue (``<root>/.archiver/catalog.sqlite`` for a local
+    root) from the bags and the event log, into a temporary file that replaces
+    the old one when complete. Bags that cannot be read as captures are
+    catalogued as damaged (listed, not indexed) and named in the report's ``damaged``."""
+    source = as_source(root)
+    meta = source.meta
     try:
         meta.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create {meta}: {exc.strerror}") from exc
-    with rebuild_lock(root):
-        return rebuild_locked(root, on_progress)
+    with rebuild_lock(source):
+        return rebuild_locked(source, on_progress)
 
 
-def rebuild_locked(root: Path, on_progress: OnProgress | None) -> RebuildReport:
-    meta = root / META_DIR
+def rebuild_locked(root: "Path | CatalogSource", on_progress: OnProgress | None) -> RebuildReport:
+    source = as_source(root)
+    meta = source.meta
     for stale in meta.glob(f"{TMP_PREFIX}catalog-*"):  # under the rebuild lock, only a crash leaves these
         stale.unlink(missing_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}catalog-", suffix=".sqlite", dir=meta)
     os.close(fd)
     tmp = Path(name)
     tmp.unlink()  # sqlite creates it; mkstemp only reserved a unique name
-    report = RebuildReport(path=catalog_path(root))
+    report = RebuildReport(path=catalog_file(source))
     try:
-        bag_dirs = list_bag_dirs(root)
-        report.bags = build_catalog(tmp, _records_from_bags(bag_dirs, report.damaged),
-                                    total=len(bag_dirs), on_progress=on_progress)
-        with write_lock(root):
+        names = source.bag_names()
+        report.bags = build_catalog(tmp, _records_from_bags(source, names, report.damaged),
+                                    total=len(names), on_progress=on_progress)
+        with write_lock(source):
             conn = connect(tmp)
             try:
-                report.bags += _catch_up(conn, root, report.damaged)
+                report.bags += _catch_up(conn, source, report.damaged)
                 conn.execute("BEGIN")
-                report.checks = import_events(conn, root)
+                report.checks = source.import_new(conn)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot build catalogue {tmp}: {exc}") from exc

@@ -40,7 +40,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from archiver.bagit.reader import LocalBag
+from archiver.bagit.reader import BagReader, LocalBag
 from archiver.bagit.parse import parse_oxum
 from archiver.bagit.write import write_bag
 from archiver.durable import fsync_path, make_temp_dir, release_temp_dir, renamed_held_dir
@@ -154,12 +154,16 @@ class CaptureRecord:
         and the WARC when asked. DamagedCapture (with the reason) for a bag that is
         not a sound capture; no file outside the bag is ever opened."""
         bag_dir = Path(bag_dir)
-        name = bag_dir.name
-        reader = LocalBag(bag_dir)
+        if os.path.islink(bag_dir):
+            raise DamagedCapture(f"{bag_dir.name}: the bag folder is a symbolic link (never followed)")
+        return cls.read_from(LocalBag(bag_dir), bag_dir.name, text=text, warc=warc)
+
+    @classmethod
+    def read_from(cls, reader: BagReader, name: str, *, text: bool = True,
+                  warc: bool = False) -> "CaptureRecord":
+        """``read`` through any bag reader (a bag on S3: ``archiver.replication.s3.S3Bag``)."""
         try:
-            if os.path.islink(bag_dir):
-                raise DamagedCapture(f"{name}: the bag folder is a symbolic link (never followed)")
-            entries = reader.list_files(sizes=False)
+            entries = reader.list_files(sizes=False) if isinstance(reader, LocalBag) else reader.list_files()
             links = [entry.path for entry in entries if entry.is_symlink]
             present = {entry.path for entry in entries}
         except StorageError as exc:
@@ -208,7 +212,7 @@ class CaptureRecord:
         return parse_oxum(self.bag_info.get("Payload-Oxum", ""))
 
 
-def _read(reader: LocalBag, name: str, relpath: str) -> bytes:
+def _read(reader: BagReader, name: str, relpath: str) -> bytes:
     try:
         with reader.open(relpath) as stream:
             return stream.read()

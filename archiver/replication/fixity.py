@@ -102,6 +102,20 @@ def reference_digests(reader: Readable, files: dict[str, int]) -> dict[str, Expe
     return expected
 
 
+def read_tagmanifests(reader: Readable, files: dict[str, int]) -> dict[str, bytes]:
+    """The bytes of every tag manifest among ``files`` (a bag's identity, which
+    mirror and repair compare). StorageError when one vanished while reading."""
+    found = {}
+    for path in files:
+        if "/" not in path and path.startswith("tagmanifest-") and algorithm_of(path):
+            try:
+                with reader.open(path) as stream:
+                    found[path] = stream.read()
+            except FileNotFoundError as exc:
+                raise StorageError(f"{reader.location}: {path} vanished while reading") from exc
+    return found
+
+
 def check_copy(reader: Readable, reference: dict[str, Expected],
                present: dict[str, int] | None = None) -> list[FileFault]:
     """Read back every file of ``reference`` from ``reader`` and compare.

@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
-from archiver.bagit.reader import LocalBag
+from archiver.bagit.reader import BagReader, LocalBag
 from archiver.errors import StorageError, UsageError
 from archiver.collection.events import Event, append_events, events_path
 from archiver.replication.directory import file_sizes
@@ -105,19 +106,76 @@ def read_source_bag(bag_dir: Path) -> SourceBag:
     return SourceBag(bag_dir.name, files, tagmanifests)
 
 
-def _send(bag_dir: Path, target: Site, name: str, paths: list[str],
+class BagSource(Protocol):
+    """One bag of a mirror's source collection (a local folder, a bag on S3)."""
+
+    name: str
+    location: str
+
+    def read(self) -> SourceBag:
+        """Its files with sizes and its tag manifests' bytes (StorageError if unreadable)."""
+
+    def reader(self) -> BagReader: ...
+
+    @contextmanager
+    def open_file(self, path: str) -> Iterator[tuple[BinaryIO, int]]:
+        """One file of the bag as a stream, with its size."""
+
+
+class MirrorSource(Protocol):
+    """A collection to mirror from: a local root (``LocalCollection``) or an S3
+    root (``archiver.replication.s3source.S3Source``): complete bags only."""
+
+    location: str
+
+    def check(self) -> None:
+        """Raise (StorageError, UsageError) when the source cannot be mirrored at all."""
+
+    def bags(self) -> list[BagSource]: ...
+
+    def triage(self, bags: list[BagSource], target: Site) -> tuple[set[str], set[str]]:
+        """(bags already present at the target, candidates that are not bags)."""
+
+    def log_events(self, events: list[Event]) -> None:
+        """Record replication events in the source's own log."""
+
+    def event_log(self) -> bytes:
+        """The source's event log as ``events.jsonl`` bytes (to copy to the target)."""
+
+    def extra_results(self, target: Site, verify: bool) -> list[BagResult]:
+        """Anything else the source mirrors (a local root's serialised bags)."""
+
+
+class LocalBagSource:
+    def __init__(self, bag_dir: Path) -> None:
+        self.bag_dir = Path(bag_dir)
+        self.name = self.bag_dir.name
+        self.location = str(self.bag_dir)
+
+    def read(self) -> SourceBag:
+        return read_source_bag(self.bag_dir)
+
+    def reader(self) -> BagReader:
+        return LocalBag(self.bag_dir)
+
+    @contextmanager
+    def open_file(self, path: str) -> Iterator[tuple[BinaryIO, int]]:
+        try:
+            with open(self.bag_dir / path, "rb") as stream:
+                yield stream, os.fstat(stream.fileno()).st_size
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.bag_dir / path}: {exc.strerror}") from exc
+
+
+def _send(bag: BagSource, target: Site, name: str, paths: list[str],
           delete: list[str], reference: dict[str, Expected]) -> tuple[int, int]:
     target.begin(name)
     sent = nbytes = 0
     for path in paths:
         want = reference[path]
         sha256 = want.digest if want.algorithm == "sha256" else None
-        try:
-            with open(bag_dir / path, "rb") as stream:
-                size = os.fstat(stream.fileno()).st_size
-                target.put(name, path, stream, size, sha256)
-        except OSError as exc:
-            raise StorageError(f"cannot read {bag_dir / path}: {exc.strerror}") from exc
+        with bag.open_file(path) as (stream, size):
+            target.put(name, path, stream, size, sha256)
         sent += 1
         nbytes += size
     for path in delete:
@@ -126,21 +184,22 @@ def _send(bag_dir: Path, target: Site, name: str, paths: list[str],
     return sent, nbytes
 
 
-def mirror_bag(bag_dir: Path, target: Site, verify: bool = True,
+def mirror_bag(bag_dir: Path | BagSource, target: Site, verify: bool = True,
                source_location: str | None = None) -> BagResult:
-    """Mirror one local bag to ``target``. Never raises for a bag-level
-    failure: the result says ``failed`` with the reason."""
-    name = bag_dir.name
+    """Mirror one bag (a local folder, or any ``BagSource``) to ``target``.
+    Never raises for a bag-level failure: the result says ``failed`` with the reason."""
+    bag = LocalBagSource(bag_dir) if isinstance(bag_dir, Path) else bag_dir
+    name = bag.name
     result = BagResult(name, "failed", "new")
     try:
-        source = read_source_bag(bag_dir)
+        source = bag.read()
         plan = plan_bag(source, target.state(source))
         result.found = plan.status
         if plan.is_present:
             result.status = "present"
             return result
-        reference = reference_digests(LocalBag(bag_dir), source.files)
-        sent, nbytes = _send(bag_dir, target, name, plan.send, plan.delete, reference)
+        reference = reference_digests(bag.reader(), source.files)
+        sent, nbytes = _send(bag, target, name, plan.send, plan.delete, reference)
         result.files_sent, result.bytes_sent = sent, nbytes
         if not verify:
             result.status = "unverified"
@@ -151,7 +210,7 @@ def mirror_bag(bag_dir: Path, target: Site, verify: bool = True,
             # send exactly those once more, then judge.
             resend = sorted({f.path for f in faults if f.kind != "extra"})
             extra = [f.path for f in faults if f.kind == "extra"]
-            sent, nbytes = _send(bag_dir, target, name, resend, extra, reference)
+            sent, nbytes = _send(bag, target, name, resend, extra, reference)
             result.files_sent += sent
             result.bytes_sent += nbytes
             faults = check_copy(target.reader(name), reference, target.listing(name))
@@ -160,7 +219,7 @@ def mirror_bag(bag_dir: Path, target: Site, verify: bool = True,
             result.error = (f"{len(faults)} file(s) at the target do not match the manifest "
                             "after sending twice (is the source bag intact? run `archiver verify`)")
             return result
-        target.write_receipt(name, make_receipt(source, source_location or str(bag_dir),
+        target.write_receipt(name, make_receipt(source, source_location or bag.location,
                                                 len(source.files), source.bytes))
         result.status = "mirrored"
     except StorageError as exc:
@@ -179,17 +238,50 @@ def _replication_event(result: BagResult, target: str) -> Event:
     return Event(type="replication", outcome=outcome, bag=result.bag, target=target, detail=detail)
 
 
-def mirror_events(root: Path, target: Site) -> int:
+def mirror_events(root: Path | MirrorSource, target: Site) -> int:
     """Append to the target's event log the source lines it lacks; return how many."""
-    try:
-        source_log = events_path(root).read_bytes()
-    except FileNotFoundError:
+    source_log = (LocalCollection(root) if isinstance(root, Path) else root).event_log()
+    if not source_log:
         return 0
-    except OSError as exc:
-        raise StorageError(f"cannot read {events_path(root)}: {exc.strerror}") from exc
     lines = missing_event_lines(source_log, target.read_event_log())
     target.append_event_lines(lines)
     return len(lines)
+
+
+class LocalCollection:
+    """``MirrorSource`` for a collection root on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise StorageError(f"collection root {self.root} is not a directory")
+        if (self.root / "bagit.txt").is_file():
+            raise UsageError(f"{self.root} is a bag; mirror its collection root ({self.root.parent}) instead")
+
+    def bags(self) -> list[BagSource]:
+        return [LocalBagSource(folder) for folder in _folders(self.root)]
+
+    def triage(self, bags: list[BagSource], target: Site) -> tuple[set[str], set[str]]:
+        return triage([Path(bag.location) for bag in bags], target)
+
+    def log_events(self, events: list[Event]) -> None:
+        append_events(self.root, events)
+
+    def event_log(self) -> bytes:
+        try:
+            return events_path(self.root).read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise StorageError(f"cannot read {events_path(self.root)}: {exc.strerror}") from exc
+
+    def extra_results(self, target: Site, verify: bool) -> list[BagResult]:
+        from archiver.exchange.mirror_archives import mirror_archives  # serialised bags: copied as files
+
+        return mirror_archives(self.root, target, verify)
 
 
 def _folders(root: Path) -> list[Path]:
@@ -240,58 +332,55 @@ def triage(folders: list[Path], target: Site) -> tuple[set[str], set[str]]:
     return present, not_bags
 
 
-def mirror_collection(root: Path, target: Site, verify: bool = True,
+def mirror_collection(root: Path | MirrorSource, target: Site, verify: bool = True,
                       workers: int = 4, on_progress: ProgressCallback | None = None,
                       wait: float = 0.0, on_wait: Callable[[dict[str, Any]], None] | None = None) -> MirrorReport:
-    """Mirror every bag of the collection at ``root`` to ``target``, then its
+    """Mirror every bag of the collection at ``root`` (a local root, or any
+    ``MirrorSource``: an S3 root's complete bags) to ``target``, then its
     event log. A ``replication`` event per bag that was not already present is
     appended to the source's log. Raises TargetUnreachable (exit 3) when the
     target cannot be used at all; per-bag failures are in the report."""
-    root = Path(root)
-    if not root.is_dir():
-        raise StorageError(f"collection root {root} is not a directory")
-    if (root / "bagit.txt").is_file():
-        raise UsageError(f"{root} is a bag; mirror its collection root ({root.parent}) instead")
+    source = LocalCollection(root) if isinstance(root, Path) else root
+    source.check()
     target.check_reachable()
     # One run per target at a time (archiver.replication.lock): MirrorLocked, exit 3.
     with lock_target(target, wait, on_wait=on_wait) as lock:
-        report = _mirror_all(root, target, verify, workers, on_progress)
+        report = _mirror_all(source, target, verify, workers, on_progress)
         lock.ensure_held()
     report.lock_taken_over = lock.took_over
     return report
 
 
-def _mirror_all(root: Path, target: Site, verify: bool, workers: int,
+def _mirror_all(source: MirrorSource, target: Site, verify: bool, workers: int,
                 on_progress: ProgressCallback | None) -> MirrorReport:
     target.scan()
-    folders = _folders(root)
-    report = MirrorReport(str(root), target.location, verify)
+    candidates = source.bags()
+    report = MirrorReport(source.location, target.location, verify)
     progress = on_progress or (lambda *a, **k: None)
-    progress(0, len(folders))
-    present, not_bags = triage(folders, target)
-    bag_dirs = [f for f in folders if f.name not in not_bags]
-    to_mirror = [b for b in bag_dirs if b.name not in present]
+    progress(0, len(candidates))
+    present, not_bags = source.triage(candidates, target)
+    bags = [b for b in candidates if b.name not in not_bags]
+    to_mirror = [b for b in bags if b.name not in present]
     report.bags.extend(BagResult(name, "present", "present") for name in sorted(present))
-    progress(len(present), len(bag_dirs))
+    progress(len(present), len(bags))
     pending: list[Event] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(mirror_bag, bag_dir, target, verify) for bag_dir in to_mirror]
+        futures = [pool.submit(mirror_bag, bag, target, verify) for bag in to_mirror]
         for done, future in enumerate(as_completed(futures), start=len(present) + 1):
             result = future.result()
             report.bags.append(result)
             if result.status != "present":
                 pending.append(_replication_event(result, target.location))
             if len(pending) >= EVENT_BATCH:
-                append_events(root, pending)
+                source.log_events(pending)
                 pending = []
-            progress(done, len(bag_dirs), result.bag)
-    from archiver.exchange.mirror_archives import mirror_archives  # serialised bags: copied as files
-    for result in mirror_archives(root, target, verify):
+            progress(done, len(bags), result.bag)
+    for result in source.extra_results(target, verify):
         report.bags.append(result)
         if result.status != "present":
             pending.append(_replication_event(result, target.location))
     if pending:
-        append_events(root, pending)
+        source.log_events(pending)
     report.bags.sort(key=lambda b: b.bag)
-    report.events_appended = mirror_events(root, target)
+    report.events_appended = mirror_events(source, target)
     return report

@@ -26,8 +26,9 @@ from typing import Any, Callable
 from archiver.bagit.verify import verify_bag
 from archiver.collection.events import Event
 from archiver.errors import StorageError
-from archiver.replication.fixity import Expected, FileFault, Readable, check_copy, reference_digests, stream_digest
-from archiver.replication.plan import SourceBag, algorithm_of
+from archiver.replication.fixity import (Expected, FileFault, Readable, check_copy, read_tagmanifests,
+                                        reference_digests, stream_digest)
+from archiver.replication.plan import SourceBag
 from archiver.replication.site import Site, SiteOptions, open_site
 from archiver.replication.target import make_receipt
 
@@ -77,17 +78,12 @@ def open_side(location: str | Path, options: SiteOptions) -> tuple[Site, list[st
     one_bag = site.locate_bag()
     if one_bag is not None:
         parent, name = one_bag
+        if name not in parent.bag_names():  # on S3: a bag being uploaded, or left by a crash
+            raise StorageError(f"{location} is not one of the bags of {parent.location} (on S3: it has no "
+                               "completion marker or receipt; on disk: a link or a partial copy); "
+                               "it is never read or changed")
         return parent, [name]
     return site, None
-
-
-def _tagmanifests(site: Site, name: str, files: dict[str, int]) -> dict[str, bytes]:
-    found = {}
-    for path in files:
-        if path.startswith("tagmanifest-") and algorithm_of(path):
-            with site.reader(name).open(path) as stream:
-                found[path] = stream.read()
-    return found
 
 
 def _matches(reader: Readable, path: str, want: Expected) -> bool:
@@ -166,7 +162,7 @@ def repair_bag(target: Site, name: str, source: Site, source_name: str, dry_run:
                               if any(f.kind == "extra" for f in faults) else ""))
         return result
     if is_mirror:
-        source_bag = SourceBag(name, source_files, _tagmanifests(source, source_name, source_files))
+        source_bag = SourceBag(name, source_files, read_tagmanifests(source.reader(source_name), source_files))
         target.write_receipt(name, make_receipt(source_bag, source.location, len(source_files),
                                                 source_bag.bytes))
         result.receipt_restored = missing_receipt

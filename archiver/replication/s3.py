@@ -391,7 +391,9 @@ class S3Site:
     def bag_names(self) -> list[str]:
         self.scan()
         assert self._listing is not None
-        return sorted(self._listing)
+        from archiver.collection.s3root import visible_bag_names  # a collection: complete bags only
+
+        return visible_bag_names(self.client, self.location, sorted(self._listing))
 
     def begin(self, name: str) -> None:
         # After a scan we know which receipts exist; a new bag needs no DELETE.
@@ -427,7 +429,9 @@ class S3Site:
         self.objects.put(self._key(EVENTS_FILE), data, len(data))
 
     def log_events(self, events: list[Event]) -> None:
-        self.append_event_lines([e.to_json().encode("utf-8") for e in events])
+        from archiver.collection.s3root import put_event_objects  # one object per event (S3LAYOUT)
+
+        put_event_objects(self.client, self.bucket, self.prefix, events)
 
     # -- repair: stage under .archiver/staging, read back, copy into place -----------
     def _staging_key(self, name: str, path: str = "") -> str:
