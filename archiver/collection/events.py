@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 from archiver import AGENT
 from archiver.clock import iso, utc_now
+from archiver.collection.root import remote_of
 from archiver.errors import StorageError
 
 EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion", "ingestion",
@@ -92,7 +93,12 @@ def events_path(root: Path) -> Path:
 
 
 def append_events(root: Path, events: Iterable[Event]) -> None:
-    """Append events to the log of the collection at ``root``, one write each."""
+    """Append events to the log of the collection at ``root``, one write each
+    (a remote collection's working root: one object each, see ``root.remote_of``)."""
+    remote = remote_of(root)
+    if remote is not None:
+        remote.append_events(list(events))
+        return
     path = events_path(root)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,8 +141,9 @@ def read_events(root: Path) -> EventLogRead:
     path = events_path(root)
     events: list[Event] = []
     torn: list[int] = []
+    remote = remote_of(root)
     try:
-        raw = path.read_bytes()
+        raw = remote.read_event_lines() if remote is not None else path.read_bytes()
     except FileNotFoundError:
         return EventLogRead(events, torn)
     except OSError as exc:
