@@ -231,7 +231,7 @@ AT_START = ("import sys, time; import archiver.cli, archiver.capture.snapshot, a
 def concurrent_snapshots(endpoint: str, url: str, pages: list[Path], writers: int, cache: Path) -> list[dict]:
     start = float(int(time.time()) + 5) + 0.05
     procs = [subprocess.Popen([sys.executable, "-c", AT_START, str(start), "snapshot", *map(str, pages),
-                               "--root", url, "--json", "--delay", "0"],
+                               "--root", url, "--json", "--delay", "0", "--force"],
                               env=cli_env(cache, endpoint), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(writers)]
     documents = []
@@ -249,7 +249,7 @@ def check_concurrent_writers(endpoint: str, bucket: str, prefix: str, tmp_path: 
     writers = 3
     documents = concurrent_snapshots(endpoint, f"s3://{bucket}/{prefix}", pages, writers, tmp_path / "cache")
     names = [s["bag"] for d in documents for s in d["sources"]]
-    assert all(s["outcome"] == "captured" for d in documents for s in d["sources"])
+    assert all(s["outcome"] == "captured" for d in documents for s in d["sources"]), documents
     assert len(names) == writers * len(pages) == len(set(names)), names  # never two bags with one name
     assert any(n.endswith("-2") for n in names), names  # the names did collide
     visible = visible_bags(client, bucket, prefix + "/")
@@ -284,16 +284,25 @@ def test_sigkill_loop_never_shows_a_half_bag_and_a_rerun_completes(s3_server, tm
     client = s3_server.client()
     url = f"s3://{bucket}/k"
     pages = [str(write_page(tmp_path / "pages" / f"p{i}.html", title=f"Page {i}",
-                            words=f"text {i} " + "x" * 20000 + " ")) for i in range(6)]
+                            words=f"text {i} " + "word " * 600)) for i in range(6)]
     env = cli_env(tmp_path / "cache", s3_server.endpoint_url, ARCHIVER_S3_LEASE="2")
     args = [sys.executable, "-m", "archiver.cli", "snapshot", *pages, "--root", url, "--force", "--delay", "0"]
+    unfinished = 0  # bags a kill left without a marker (invisible), summed over the kills
     for kill in range(KILLS):
         proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        time.sleep(rng.uniform(0.8, 3.5))
+        # kill while it writes: a random moment after it claims its first new name
+        claimed = len(keys(client, bucket, "k/.archiver/claims/"))
+        deadline = time.monotonic() + 60
+        while (proc.poll() is None and time.monotonic() < deadline
+               and len(keys(client, bucket, "k/.archiver/claims/")) == claimed):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.8))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        check_no_half_bag(client, bucket, "k/", f"after kill {kill} (CRASH_SEED={seed})")
+        unfinished += check_no_half_bag(client, bucket, "k/", f"after kill {kill} (CRASH_SEED={seed})")
+    print(f"unfinished bags left by {KILLS} kills: {unfinished}")
+    assert unfinished > 0, "no kill fell while a bag was being written: the test proved nothing"
     time.sleep(2.2)  # every claim's lease has run out
     done = subprocess.run(args + ["--json"], env=env, cwd=REPO, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
@@ -308,9 +317,12 @@ def test_sigkill_loop_never_shows_a_half_bag_and_a_rerun_completes(s3_server, tm
     assert logged == set(visible)  # a bag killed before its event is logged as recovered
 
 
-def check_no_half_bag(client, bucket: str, prefix: str, when: str) -> None:
+def check_no_half_bag(client, bucket: str, prefix: str, when: str) -> int:
+    """Every bag a reader sees is whole; return how many bags are there unfinished (unseen)."""
     listed = keys(client, bucket, prefix)
-    for name, marker in visible_bags(client, bucket, prefix).items():
+    visible = visible_bags(client, bucket, prefix)
+    for name, marker in visible.items():
         for path, size in marker["files"].items():
             assert listed.get(f"{name}/{path}") == size, f"{name}/{path} missing or short {when}"
         assert verify_bag(S3Bag(client, bucket, f"{prefix}{name}")).valid, when
+    return len({k.split("/")[0] for k in listed if not k.startswith(".archiver/")} - set(visible))
