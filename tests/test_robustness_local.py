@@ -282,7 +282,8 @@ def test_a_write_that_fails_mid_bag_leaves_nothing_and_the_batch_goes_on(tmp_pat
 
 
 # --- roots and path options are local paths -----------------------------------------------
-@pytest.mark.parametrize("verb", [["snapshot", "page.html"], ["list"], ["audit"], ["catalog", "rebuild"],
+# (snapshot and sync write to s3:// roots: tests/test_s3_collection_write.py)
+@pytest.mark.parametrize("verb", [["list"], ["audit"], ["catalog", "rebuild"],
                                   ["rebuild", "--all"], ["search", "x"]])
 def test_s3_root_is_a_usage_error_not_a_local_folder_named_s3(tmp_path: Path, monkeypatch, verb) -> None:
     monkeypatch.chdir(tmp_path)

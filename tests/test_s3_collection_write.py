@@ -326,3 +326,35 @@ def check_no_half_bag(client, bucket: str, prefix: str, when: str) -> int:
             assert listed.get(f"{name}/{path}") == size, f"{name}/{path} missing or short {when}"
         assert verify_bag(S3Bag(client, bucket, f"{prefix}{name}")).valid, when
     return len({k.split("/")[0] for k in listed if not k.startswith(".archiver/")} - set(visible))
+
+
+@pytest.mark.slow
+def test_sync_into_an_s3_root_knows_its_prior_captures(s3_server, cache, tmp_path):
+    from sites import WordPressSite
+
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    url = f"s3://{bucket}/wp"
+    site = WordPressSite(posts=4)
+    try:
+        path = tmp_path / "collection.toml"
+        path.write_text(f'[collection]\nid = "wp"\n\n[[sites]]\nurl = "{site.base}"\n')
+
+        def run() -> dict:
+            result = CliRunner().invoke(app, ["sync", str(path), "--root", url, "--endpoint-url",
+                                              s3_server.endpoint_url, "--delay", "0", "--retries", "0", "--json"])
+            assert result.exit_code == 0, result.output
+            return json.loads(result.stdout)
+
+        assert run()["counts"]["new"] == 4
+        site.edit("post-1", "An update from the distro.")
+        site.remove("post-2")
+        second = run()["counts"]
+        assert (second["new"], second["changed"], second["unchanged-not-fetched"], second["gone"]) == (0, 1, 2, 1)
+    finally:
+        site.close()
+    visible = visible_bags(client, bucket, "wp/")
+    assert len(visible) == 5 and all(m["metadata"]["url"].startswith(site.base) for m in visible.values())
+    assert all(m["metadata"] and verify_bag(S3Bag(client, bucket, f"wp/{n}")).valid for n, m in visible.items())
+    kinds = [e["type"] for e in event_objects(client, bucket, "wp/")]
+    assert kinds.count("capture") == 5 and kinds.count("gone") == 1 and kinds.count("seen") >= 4
