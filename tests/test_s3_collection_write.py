@@ -358,3 +358,26 @@ def test_sync_into_an_s3_root_knows_its_prior_captures(s3_server, cache, tmp_pat
     assert all(m["metadata"] and verify_bag(S3Bag(client, bucket, f"wp/{n}")).valid for n, m in visible.items())
     kinds = [e["type"] for e in event_objects(client, bucket, "wp/")]
     assert kinds.count("capture") == 5 and kinds.count("gone") == 1 and kinds.count("seen") >= 4
+
+
+def test_a_writer_whose_claim_was_taken_over_stops_and_deletes_nothing(s3_server, tmp_path):
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    collection = S3Collection(client, f"s3://{bucket}/c", tmp_path, lease=60)
+    folder = build_bag(tmp_path / "b", "x-20261130T120000Z")
+    real_put = collection.site.put
+    sent: list[str] = []
+
+    def put_then_lose_the_claim(name: str, path: str, *args) -> None:
+        real_put(name, path, *args)
+        sent.append(path)
+        if len(sent) == 2:  # another run takes the claim over (say, after a long suspension)
+            put(client, bucket, f"c/.archiver/claims/{name}", claim_body("elsewhere:1:z", 600))
+
+    collection.site.put = put_then_lose_the_claim  # type: ignore[method-assign]
+    with pytest.raises(Exception, match="claim"):
+        collection.publish(folder, "x-20261130T120000Z")
+    listed = keys(client, bucket, "c/")
+    assert ".archiver/bags/x-20261130T120000Z.json" not in listed  # never made visible
+    assert json.loads(body(client, bucket, "c/.archiver/claims/x-20261130T120000Z"))["owner"] == "elsewhere:1:z"
+    assert len([k for k in listed if k.startswith("x-20261130T120000Z/")]) == len(sent)  # the new owner's to clean

@@ -125,7 +125,14 @@ class BagClaim(S3Lock):
         self.stop_renewal()
         self.ensure_held()
         self.owner["expires"] = iso(utc_now() + timedelta(seconds=self.lease))
-        self._renew()
+        try:
+            self._renew()
+        except StorageError as exc:
+            # Not provably ours any more: nothing of the bag may be deleted by us now
+            # (a later run cleans it once the lease has expired).
+            self.lost = str(exc)
+            raise StorageError(f"the {self.what} {self.location} is no longer this run's ({exc}); "
+                               "the bag was not published") from exc
         self.start_renewal()
 
 
