@@ -181,12 +181,12 @@ def test_a_bag_whose_writer_died_before_its_event_is_logged_once_as_recovered(s3
     bucket = s3_server.new_bucket()
     client = s3_server.client()
     url = f"s3://{bucket}/c"
-    writer = S3Collection(client, url, tmp_path, lease=0.5)
+    writer = S3Collection(client, url, tmp_path, lease=2)  # leases are in whole seconds
     name = writer.publish(build_bag(tmp_path / "b", "lost-20261130T120000Z"), "lost-20261130T120000Z")
     writer.release(name)  # ...and no capture event: the process "died" here
     with open_s3_collection(url, s3_server.endpoint_url) as root:
         assert record_unlogged_bags(root) == []  # its lease has not expired yet
-        time.sleep(0.7)
+        time.sleep(3.1)
         assert record_unlogged_bags(root) == [name]
         assert record_unlogged_bags(root) == []
         [event] = read_events(root).events

@@ -149,6 +149,7 @@ class S3Collection:
         self.lease = lease_seconds() if lease is None else lease
         self._held: dict[str, BagClaim] = {}
         self._complete: set[str] | None = None
+        self._events_read: dict[str, bytes] = {}  # event objects read in this run (never rewritten)
         self._guard = threading.Lock()
 
     def _key(self, rel: str) -> str:
@@ -244,7 +245,7 @@ class S3Collection:
         self.site.log_events(events)
 
     def read_event_lines(self) -> bytes:
-        return self.site.read_event_log()
+        return self.site.read_event_log(self._events_read)
 
     def complete_bags(self) -> set[str]:
         """Names of the bags readers see: a marker or a mirror receipt."""

@@ -340,13 +340,17 @@ class S3Site:
     def delete_receipt(self, name: str) -> None:
         self.objects.delete(self._key(f"{RECEIPTS_DIR}/{name}.json"))
 
-    def read_event_log(self) -> bytes:
+    def read_event_log(self, known: dict[str, bytes] | None = None) -> bytes:
         """Every event line the site holds: the legacy ``events.jsonl`` and the
-        per-event objects, merged in order of (event time, key)."""
+        per-event objects, merged in order of (event time, key). ``known`` (key →
+        body) holds event objects already read, and gets the new ones: an event
+        object is never rewritten, so only those not seen before are fetched."""
         legacy = self.objects.get_bytes(self._key(EVENTS_FILE)) or b""
         base = self._key(EVENTS_DIR + "/")
         keys = sorted(k for k in self.objects.list(base) if k.endswith(".json"))
-        return merge_event_lines(legacy, self._get_many(keys))
+        known = {} if known is None else known
+        known.update(self._get_many([k for k in keys if k not in known]))
+        return merge_event_lines(legacy, [(k, known[k]) for k in keys if k in known])
 
     def _get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
         from concurrent.futures import ThreadPoolExecutor
