@@ -381,3 +381,18 @@ def test_a_writer_whose_claim_was_taken_over_stops_and_deletes_nothing(s3_server
     assert ".archiver/bags/x-20261130T120000Z.json" not in listed  # never made visible
     assert json.loads(body(client, bucket, "c/.archiver/claims/x-20261130T120000Z"))["owner"] == "elsewhere:1:z"
     assert len([k for k in listed if k.startswith("x-20261130T120000Z/")]) == len(sent)  # the new owner's to clean
+
+
+def test_working_roots_of_killed_runs_are_removed_but_not_a_new_one(s3_server, cache, tmp_path):
+    from archiver.collection.s3store import cache_folder
+
+    bucket = s3_server.new_bucket()
+    work = cache_folder(s3_server.endpoint_url, bucket, "c") / "work"
+    dead, young = work / ".tmp-run-dead", work / ".tmp-run-young"
+    for folder in (dead, young):
+        (folder / "half-bag").mkdir(parents=True)
+    os.utime(dead, (time.time() - 3600, time.time() - 3600))
+    with open_s3_collection(f"s3://{bucket}/c", s3_server.endpoint_url) as root:
+        assert root.parent == work and root.is_dir()
+    assert not dead.exists() and young.exists()  # another run may have just created it
+    assert sorted(p.name for p in work.iterdir()) == [young.name]

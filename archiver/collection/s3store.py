@@ -38,6 +38,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from archiver.clock import iso, utc_now
-from archiver.durable import make_temp_dir, release_temp_dir
+from archiver.durable import TMP_PREFIX, held_by_a_live_writer, make_temp_dir, release_temp_dir
 from archiver.errors import StorageError, UsageError
 from archiver.replication.lock import LEASE_SECONDS, S3Lock, _pid_gone, lease_expired
 from archiver.replication.plan import send_order
@@ -338,12 +339,29 @@ def cache_folder(endpoint_url: str | None, bucket: str, prefix: str) -> Path:
     return base / "archiver" / "s3" / digest
 
 
+WORKING_ROOT_GRACE = 60.0  # seconds a new working root is left alone (created, not yet flocked)
+
+
+def _remove_dead_working_roots(work: Path) -> None:
+    """Remove working roots of runs that were killed: not held by a live process,
+    and older than a minute (a run holds its own from a moment after creating it)."""
+    for entry in work.iterdir():
+        if not entry.name.startswith(TMP_PREFIX) or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            young = time.time() - entry.stat().st_mtime < WORKING_ROOT_GRACE
+        except FileNotFoundError:
+            continue
+        if not young and not held_by_a_live_writer(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 @contextmanager
 def open_s3_collection(url: str, endpoint_url: str | None = None, lease: float | None = None) -> Iterator[Path]:
     """A private local working root bound to the S3 collection at ``url``, for the
     capture pipeline; crash leftovers at ``url`` are cleaned first. StorageError /
     TargetUnreachable (exit 3) when the bucket cannot be reached."""
-    from archiver.collection.root import bind_remote, remove_leftovers
+    from archiver.collection.root import bind_remote
 
     client = make_client(endpoint_url)
     site = S3Site(client, url)
@@ -351,7 +369,7 @@ def open_s3_collection(url: str, endpoint_url: str | None = None, lease: float |
     work = cache_folder(endpoint_url, site.bucket, site.prefix) / "work"
     try:
         work.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(work)  # working roots of runs that were killed
+        _remove_dead_working_roots(work)
         working = make_temp_dir(work, "run")
     except OSError as exc:
         raise StorageError(f"cannot create a working folder in {work}: {exc.strerror or exc}") from exc
