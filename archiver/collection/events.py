@@ -17,6 +17,10 @@ Each append is a single ``write`` of one whole line on a file opened with
 O_APPEND, then fsynced, so concurrent writers never interleave inside a line.
 A torn last line left by a crash is skipped by ``read_events`` and reported
 in ``EventLogRead.torn``; it is never fatal.
+
+A collection on S3 is written through a local working root bound to it
+(``root.remote_of``): there each event is one object of its own, never a
+shared object rewritten (``collection/s3store.py``).
 """
 
 from __future__ import annotations
