@@ -105,6 +105,11 @@ def test_snapshot_into_an_s3_root_publishes_bag_then_marker_and_one_object_per_e
     # a re-check knows the last capture from the S3 event log: unchanged, no new bag
     code, document = snap(s3_server.endpoint_url, url, str(page))
     assert (code, document["sources"][0]["outcome"], document["sources"][0]["bag"]) == (0, "unchanged", name)
+    # event objects are never rewritten: this machine keeps those it read, and reads only new ones
+    # (the second run read the first run's event)
+    [kept] = (cache / "archiver" / "s3").glob("*/events-read.jsonl")
+    (kept_line,) = kept.read_bytes().splitlines()
+    assert json.loads(json.loads(kept_line)["body"])["bag"] == name
     write_page(page, words="other words now ")
     code, document = snap(s3_server.endpoint_url, url, str(page))
     assert document["sources"][0]["outcome"] == "captured" and document["sources"][0]["bag"] != name

@@ -140,7 +140,8 @@ class BagClaim(S3Lock):
 class S3Collection:
     """The writer side of a collection root on S3 (``root.RemoteCollection``)."""
 
-    def __init__(self, client: Any, url: str, working_root: Path, lease: float | None = None) -> None:
+    def __init__(self, client: Any, url: str, working_root: Path, lease: float | None = None,
+                 events_cache: Path | None = None) -> None:
         self.site = S3Site(client, url)
         self.client, self.bucket, self.prefix = client, self.site.bucket, self.site.prefix
         self.objects = self.site.objects
@@ -150,7 +151,10 @@ class S3Collection:
         self.lease = lease_seconds() if lease is None else lease
         self._held: dict[str, BagClaim] = {}
         self._complete: set[str] | None = None
-        self._events_read: dict[str, bytes] = {}  # event objects read in this run (never rewritten)
+        # Event objects already read (never rewritten, so never stale): this run's,
+        # and those an earlier run on this machine kept in ``events_cache``.
+        self.events_cache = events_cache
+        self._events_read: dict[str, bytes] = _load_events_cache(events_cache)
         self._guard = threading.Lock()
 
     def _key(self, rel: str) -> str:
@@ -246,7 +250,10 @@ class S3Collection:
         self.site.log_events(events)
 
     def read_event_lines(self) -> bytes:
-        return self.site.read_event_log(self._events_read)
+        before = set(self._events_read)
+        lines = self.site.read_event_log(self._events_read)
+        _extend_events_cache(self.events_cache, {k: v for k, v in self._events_read.items() if k not in before})
+        return lines
 
     def complete_bags(self) -> set[str]:
         """Names of the bags readers see: a marker or a mirror receipt."""
@@ -323,6 +330,47 @@ class S3Collection:
         return logged
 
 
+def _load_events_cache(path: Path | None) -> dict[str, bytes]:
+    """Event objects a run on this machine read before (a torn or foreign line is skipped)."""
+    found: dict[str, bytes] = {}
+    if path is None:
+        return found
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return found
+    for line in raw.splitlines():
+        try:
+            record = json.loads(line)
+            found[str(record["key"])] = str(record["body"]).encode("utf-8")
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def _extend_events_cache(path: Path | None, new: dict[str, bytes]) -> None:
+    """Append event objects to the local cache: one write of whole lines (O_APPEND),
+    so runs on one machine never interleave inside a line. A cache that cannot be
+    written is only slower next time."""
+    if path is None or not new:
+        return
+    lines = []
+    for key, body in new.items():
+        try:
+            lines.append(json.dumps({"key": key, "body": body.decode("utf-8")}).encode() + b"\n")
+        except UnicodeDecodeError:
+            continue  # not an event of archiver's: read from the store each time
+    data = b"".join(lines)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -373,7 +421,7 @@ def open_s3_collection(url: str, endpoint_url: str | None = None, lease: float |
         working = make_temp_dir(work, "run")
     except OSError as exc:
         raise StorageError(f"cannot create a working folder in {work}: {exc.strerror or exc}") from exc
-    collection = S3Collection(client, url, working, lease)
+    collection = S3Collection(client, url, working, lease, events_cache=work.parent / "events-read.jsonl")
     bind_remote(working, collection)
     try:
         collection.clean_leftovers()
