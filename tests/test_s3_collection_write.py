@@ -26,7 +26,7 @@ from archiver.cli import app
 from archiver.clock import iso, utc_now
 from archiver.collection.events import Event, append_events, read_events
 from archiver.collection.recovery import record_unlogged_bags
-from archiver.collection.s3store import S3Collection, open_s3_collection
+from archiver.collection.s3store import S3CollectionWriter, open_s3_collection
 from archiver.replication import make_client
 from archiver.replication.mirror import mirror_events
 from archiver.replication.s3 import S3Bag, S3Site
@@ -153,7 +153,7 @@ def test_a_taken_name_gives_the_next_free_one_and_a_mirrored_bag_keeps_its_name(
     put(client, bucket, f"c/.archiver/claims/{base}", claim_body("elsewhere:1:x", 600))  # a live writer
     put(client, bucket, f"c/{base}-2/bagit.txt")                                       # a mirrored bag
     put(client, bucket, f"c/.archiver/receipts/{base}-2.json", b"{}")
-    collection = S3Collection(client, f"s3://{bucket}/c", tmp_path)
+    collection = S3CollectionWriter(client, f"s3://{bucket}/c", tmp_path)
     names = [collection.publish(build_bag(tmp_path / str(i), base), base) for i in range(2)]
     assert names == [f"{base}-3", f"{base}-4"]
     for name in names:
@@ -186,7 +186,7 @@ def test_a_bag_whose_writer_died_before_its_event_is_logged_once_as_recovered(s3
     bucket = s3_server.new_bucket()
     client = s3_server.client()
     url = f"s3://{bucket}/c"
-    writer = S3Collection(client, url, tmp_path, lease=2)  # leases are in whole seconds
+    writer = S3CollectionWriter(client, url, tmp_path, lease=2)  # leases are in whole seconds
     name = writer.publish(build_bag(tmp_path / "b", "lost-20261130T120000Z"), "lost-20261130T120000Z")
     writer.release(name)  # ...and no capture event: the process "died" here
     with open_s3_collection(url, s3_server.endpoint_url) as root:
@@ -377,7 +377,7 @@ def test_sync_into_an_s3_root_knows_its_prior_captures(s3_server, cache, tmp_pat
 def test_a_writer_whose_claim_was_taken_over_stops_and_deletes_nothing(s3_server, tmp_path):
     bucket = s3_server.new_bucket()
     client = s3_server.client()
-    collection = S3Collection(client, f"s3://{bucket}/c", tmp_path, lease=60)
+    collection = S3CollectionWriter(client, f"s3://{bucket}/c", tmp_path, lease=60)
     folder = build_bag(tmp_path / "b", "x-20261130T120000Z")
     real_put = collection.site.put
     sent: list[str] = []

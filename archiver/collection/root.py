@@ -26,7 +26,7 @@ META_DIR = ".archiver"
 
 
 class RemoteCollection(Protocol):
-    """A collection whose bags and events live elsewhere (``s3store.S3Collection``).
+    """A collection whose bags and events live elsewhere (``s3store.S3CollectionWriter``).
 
     Such a collection is written through a private local *working root*: bags are
     built there as for a local root, then published by ``publish``; events are

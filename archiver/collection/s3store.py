@@ -14,7 +14,7 @@ S3 has no rename, so a bag is published in three steps, each a single PUT
     .archiver/events/<t>Z-<writer>-<seq>.json   one object per event, never rewritten
 
 A claim whose lease has expired (or whose owner, on this host, is gone) and
-whose bag has no marker is crash leftover: ``S3Collection.clean_leftovers``
+whose bag has no marker is crash leftover: ``S3CollectionWriter.clean_leftovers``
 takes the claim over (If-Match, so of two cleaners one wins and a stalled
 writer's next renewal fails), deletes the bag's keys, then the claim. A claim
 is never deleted once its bag is complete. A marker without a ``capture`` event
@@ -22,7 +22,7 @@ is never deleted once its bag is complete. A marker without a ``capture`` event
 
 The pipeline itself is unchanged: ``open_s3_collection`` gives a private local
 *working root* bound to the S3 collection (``root.bind_remote``); bags are built
-there, published by ``CaptureRecord.write`` through ``S3Collection.publish``, and
+there, published by ``CaptureRecord.write`` through ``S3CollectionWriter.publish``, and
 the working root is removed at the end. Leases compare clocks across hosts:
 keep them in time (NTP).
 
@@ -137,7 +137,7 @@ class BagClaim(S3Lock):
         self.start_renewal()
 
 
-class S3Collection:
+class S3CollectionWriter:
     """The writer side of a collection root on S3 (``root.RemoteCollection``)."""
 
     def __init__(self, client: Any, url: str, working_root: Path, lease: float | None = None,
@@ -380,10 +380,12 @@ def _sha256(path: Path) -> str:
 
 
 def cache_folder(endpoint_url: str | None, bucket: str, prefix: str) -> Path:
-    """The local cache of an S3 collection (nothing in it is authoritative)."""
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "aws"
+    """The local cache of an S3 collection (nothing in it is authoritative):
+    ``$XDG_CACHE_HOME/archiver/s3/<16 hex of sha256("<endpoint or aws>|<bucket>|<prefix>")>/``."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "aws"
     digest = hashlib.sha256(f"{endpoint}|{bucket}|{prefix}".encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "archiver" / "s3" / digest
 
 
@@ -421,7 +423,7 @@ def open_s3_collection(url: str, endpoint_url: str | None = None, lease: float |
         working = make_temp_dir(work, "run")
     except OSError as exc:
         raise StorageError(f"cannot create a working folder in {work}: {exc.strerror or exc}") from exc
-    collection = S3Collection(client, url, working, lease, events_cache=work.parent / "events-read.jsonl")
+    collection = S3CollectionWriter(client, url, working, lease, events_cache=work.parent / "events-read.jsonl")
     bind_remote(working, collection)
     try:
         collection.clean_leftovers()
@@ -433,4 +435,4 @@ def open_s3_collection(url: str, endpoint_url: str | None = None, lease: float |
         release_temp_dir(working)
 
 
-__all__ = ["BagClaim", "S3Collection", "open_s3_collection", "cache_folder", "lease_seconds"]
+__all__ = ["BagClaim", "S3CollectionWriter", "open_s3_collection", "cache_folder", "lease_seconds"]
