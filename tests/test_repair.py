@@ -15,6 +15,7 @@ from archiver.collection.events import read_events
 from archiver.collection.s3root import S3Collection
 from archiver.replication import DirectoryTarget, S3Bag, mirror_collection, open_target
 from archiver.replication.repair import repair
+from archiver.replication.s3 import S3Site
 from archiver.bagit.verify import verify_bag
 from s3collection import event_objects
 from s3fixture import flip_byte, make_bags, s3_server, tree  # noqa: F401  (fixture)

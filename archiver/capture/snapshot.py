@@ -39,8 +39,8 @@ from archiver.capture.warc import capture_to_warc
 from archiver.collection.capture_log import (PreviousCapture, last_captures, log_captured, log_failure,
                                              log_unchanged)
 from archiver.collection.recovery import record_unlogged_bags
-from archiver.collection.root import open_collection
-from archiver.durable import release_temp_dir
+from archiver.collection.record import release_written
+from archiver.collection.root import collection_name, open_collection, remote_of
 from archiver.errors import ArchiverError, SourceError
 
 
@@ -87,13 +87,15 @@ def snapshot(sources: list[str], options: SnapshotOptions,
     starting them (``PROCESS_POOL_MIN`` sources and more than one core).
     """
     root = open_collection(options.root)  # StorageError (exit 3) before any fetch
-    collection_id = options.collection_id or root.resolve().name
+    remote = remote_of(root)
+    collection_id = options.collection_id or collection_name(root)
     record_unlogged_bags(root)
     previous = last_captures(root)
     fetcher = options.fetcher or Fetcher(options.fetch)
     # Attachments are fetched after extraction, with the batch's fetcher (its
-    # per-host delay), so that work stays in this process.
-    processes = 0 if options.with_attachments else _process_count(len(sources))
+    # per-host delay), so that work stays in this process. A remote collection's
+    # bags are published by this process (it holds their name claims).
+    processes = 0 if options.with_attachments or remote else _process_count(len(sources))
     builder = _Builder(root, collection_id, options.organization, processes, options.timestamp_url,
                        (fetcher, options.attachment_max_bytes, options.choose_attachments)
                        if options.with_attachments else None)
@@ -265,7 +267,7 @@ def write_capture_bag(root: Path, material: CaptureMaterial, collection_id: str,
     try:
         log_captured(root, bag_dir.name, record, timestamp=stamped or None)
     finally:
-        release_temp_dir(bag_dir)
+        release_written(root, bag_dir)
     if update_catalogue:
         _update_catalogue(root, bag_dir)
     return bag_dir
@@ -275,6 +277,8 @@ def _update_catalogue(root: Path, bag_dir: Path) -> None:
     # The catalogue is derived and rebuildable: a broken catalogue never fails a capture.
     from archiver.collection.catalog import catalog_add_bag
 
+    if remote_of(root) is not None:
+        return  # a remote collection's catalogue is a cache its readers bring up to date from the events
     try:
         catalog_add_bag(root, bag_dir)
     except ArchiverError:

@@ -21,7 +21,7 @@ from archiver.capture.snapshot import SnapshotOptions, SourceResult, bag_unless_
 from archiver.capture.warc import ArchivedResponse, archived_to_warc, iter_html_responses
 from archiver.clock import parse_iso, utc_now
 from archiver.collection.capture_log import PreviousCapture, last_captures, log_failure
-from archiver.collection.root import open_collection
+from archiver.collection.root import collection_name, open_collection
 from archiver.errors import UsageError
 
 
@@ -38,7 +38,7 @@ def snapshot_from_warc(warc_path: Path, url_filters: list[str], options: Snapsho
     except re.error as exc:
         raise UsageError(f"bad URL filter: {exc}") from exc
     root = open_collection(options.root)
-    collection_id = options.collection_id or root.resolve().name
+    collection_id = options.collection_id or collection_name(root)
     previous = {} if options.force else last_captures(root)
     results = []
     warc_sha256 = _sha256_file(warc_path)

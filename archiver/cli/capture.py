@@ -8,8 +8,9 @@ from typing import Any, Optional
 
 import typer
 
-from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE, JsonOption, RootOption, app,
-                                 emit_json, err, error_line, errors_to_exit, fail, one_line, out, progress_bar)
+from archiver.cli.common import (EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE, JsonOption, RootOption, RootOrS3Option, app,
+                                 bag_location, emit_json, endpoint_option, err, error_line, errors_to_exit, fail,
+                                 one_line, out, progress_bar, writable_root)
 from archiver.cli.trust import TimestampUrlOption
 from archiver.errors import ArchiverError
 
@@ -20,7 +21,8 @@ from archiver.errors import ArchiverError
 def snapshot(
     sources: list[str] = typer.Argument(None, help="http(s) URLs, local HTML files, or file:// URLs."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="A collection manifest (TOML)."),
-    root: Path = RootOption,
+    root: str = RootOrS3Option,
+    endpoint_url: Optional[str] = endpoint_option,
     organization: Optional[str] = typer.Option(None, "--organization", help="Source-Organization for bag-info.txt."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Collection id (Bag-Group-Identifier)."),
     delay: float = typer.Option(1.0, "--delay", min=0.0, help="Minimum seconds between requests to one host."),
@@ -43,6 +45,7 @@ def snapshot(
     """Fetch sources, record them as WARC, extract canonical text, and bag each capture.
 
     Example: archiver snapshot --manifest manifests/example.toml --root bags
+    (or --root s3://bucket/prefix, a collection on object storage)
     """
     from archiver.capture.fetch import FetchSettings
     from archiver.capture.sources import check_source_url, load_manifest
@@ -68,10 +71,11 @@ def snapshot(
                                  read_timeout=timeout, retries=retries)
         if user_agent:
             settings.user_agent = user_agent
-        options = SnapshotOptions(root=root, organization=org or "archiver", collection_id=collection_id,
-                                  fetch=settings, force=force, with_attachments=with_attachments,
-                                  attachment_max_bytes=attachment_max_bytes, timestamp_url=timestamp_url)
-        with progress_bar("snapshot", enabled=not json_output) as on_progress:
+        with writable_root(root, endpoint_url) as local_root, \
+                progress_bar("snapshot", enabled=not json_output) as on_progress:
+            options = SnapshotOptions(root=local_root, organization=org or "archiver", collection_id=collection_id,
+                                      fetch=settings, force=force, with_attachments=with_attachments,
+                                      attachment_max_bytes=attachment_max_bytes, timestamp_url=timestamp_url)
             if from_warc is not None:
                 from archiver.capture.warc_import import snapshot_from_warc
                 results = snapshot_from_warc(from_warc, all_sources, options, on_progress=on_progress)
@@ -85,7 +89,7 @@ def snapshot(
     else:
         for r in results:
             if r.outcome == "captured":
-                out.print(one_line(f"captured   {r.source} -> {root / str(r.bag)}"), markup=False)
+                out.print(one_line(f"captured   {r.source} -> {bag_location(root, str(r.bag))}"), markup=False)
                 if r.timestamp and not r.timestamp["stamped"]:
                     err.print(one_line(f"unstamped  {r.bag}: {r.timestamp['reason']}"), markup=False)
             elif r.outcome == "unchanged":

@@ -174,6 +174,54 @@ def collection_root(value: str) -> "Path | str":
         raise UsageError("--root contains a NUL byte")
     return Path(value)
 
+# The S3 endpoint, the same for every verb that reaches S3; without it boto3 reads
+# AWS_ENDPOINT_URL and its config files. Credentials always come the AWS way.
+endpoint_option = typer.Option(
+    None, "--endpoint-url", envvar="ARCHIVER_S3_ENDPOINT_URL",
+    help="S3 endpoint for s3:// locations (SeaweedFS, Ceph RGW, MinIO); default: AWS_ENDPOINT_URL or AWS.")
+
+
+def _root_or_s3(ctx: Any, param: Any, value: Any) -> Any:
+    """A root that is a local folder or ``s3://bucket/prefix``; any other scheme is a usage error."""
+    if value is None:
+        return value
+    text = str(value)
+    if text.startswith("s3://"):
+        from archiver.errors import UsageError
+        from archiver.replication.s3 import parse_s3_url
+
+        try:
+            parse_s3_url(text)
+        except UsageError as exc:
+            raise typer.BadParameter(str(exc), ctx=ctx, param=param) from None
+        return text
+    _check_local_path(PurePath(text), param, ctx)
+    return text
+
+
+# --root for the verbs that also write to a collection on S3 (snapshot, sync).
+RootOrS3Option = typer.Option(
+    "bags", "--root", envvar="ARCHIVER_ROOT", callback=_root_or_s3,
+    help="Collection root: a folder, or s3://bucket/prefix (env ARCHIVER_ROOT).")
+
+
+@contextmanager
+def writable_root(root: str, endpoint_url: Optional[str]) -> Iterator[Path]:
+    """The folder to hand the capture pipeline: ``root`` itself, or for
+    ``s3://…`` a private working folder bound to the S3 collection."""
+    if root.startswith("s3://"):
+        from archiver.collection.s3store import open_s3_collection
+
+        with open_s3_collection(root, endpoint_url) as working:
+            yield working
+    else:
+        yield Path(root)
+
+
+def bag_location(root: str, bag: str) -> str:
+    """Where a bag of ``root`` is, as the user named the root."""
+    return f"{root.rstrip('/')}/{bag}" if root.startswith("s3://") else str(Path(root) / bag)
+
 
 def version_callback(value: bool) -> None:
     if value:

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 import typer
 
-from archiver.cli.common import (EXIT_OK, EXIT_USAGE, JsonOption, RootOption, app, emit_json, err,
-                                 errors_to_exit, fail, one_line, out, progress_bar)
+from archiver.cli.common import (EXIT_OK, EXIT_USAGE, JsonOption, RootOrS3Option, app, bag_location, emit_json,
+                                 endpoint_option, err, errors_to_exit, fail, one_line, out, progress_bar,
+                                 writable_root)
 from archiver.cli.trust import TimestampUrlOption
 
 if TYPE_CHECKING:
@@ -124,7 +125,8 @@ def discover_command(
 def sync_command(
     manifest: Path = typer.Argument(..., help="A collection manifest with [[sites]] (and [[sources]]).",
                                     show_default=False),
-    root: Path = RootOption,
+    root: str = RootOrS3Option,
+    endpoint_url: Optional[str] = endpoint_option,
     organization: Optional[str] = typer.Option(None, "--organization", help="Source-Organization for bag-info.txt."),
     allow_other_hosts: bool = _other_hosts,
     delay: float = _delay, ignore_robots: bool = _ignore_robots, user_agent: Optional[str] = _user_agent,
@@ -142,6 +144,7 @@ def sync_command(
     "bag", "lastmod", "reason"}], "exit_code"}. Exit 1 if a site or text failed.
 
     Example: archiver sync manifests/library.toml --root bags
+    (or --root s3://bucket/prefix, a collection on object storage)
     """
     from archiver.capture.sources import load_manifest
     from archiver.collection.sync import SyncOptions, sync
@@ -149,9 +152,10 @@ def sync_command(
     settings = _settings(delay, ignore_robots, user_agent, max_bytes, timeout, retries)
     with errors_to_exit(json_output):
         loaded = load_manifest(manifest)          # exit 2, naming file and line, before any request
-        options = SyncOptions(root=root, organization=organization, fetch=settings,
-                              allow_other_hosts=allow_other_hosts, timestamp_url=timestamp_url)
-        with progress_bar("sync", enabled=not json_output) as on_progress:
+        with writable_root(root, endpoint_url) as local_root, \
+                progress_bar("sync", enabled=not json_output) as on_progress:
+            options = SyncOptions(root=local_root, organization=organization, fetch=settings,
+                                  allow_other_hosts=allow_other_hosts, timestamp_url=timestamp_url)
             report = sync(loaded, options, on_progress=on_progress)
     for site in report.sites:
         for problem in site.problems:
@@ -164,7 +168,7 @@ def sync_command(
             if text.outcome == "failed":
                 err.print(f"failed     {one_line(text.url)}: {one_line(text.reason or '')}", markup=False)
             elif text.outcome != "unchanged-not-fetched":
-                detail = f" -> {root / text.bag}" if text.outcome in ("new", "changed") and text.bag else (
+                detail = f" -> {bag_location(root, text.bag)}" if text.outcome in ("new", "changed") and text.bag else (
                     f" ({one_line(text.reason)})" if text.reason else "")
                 out.print(f"{text.outcome:<10} {one_line(text.url)}{detail}", markup=False)
         out.print(", ".join(f"{n} {k}" for k, n in counts.items()), markup=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from archiver.collection.events import Event, append_event, read_events
 from archiver.collection.record import CaptureRecord
+from archiver.collection.root import remote_of
 from archiver.errors import StorageError
 
 # metadata.json keys copied into a successful capture event
@@ -80,4 +81,6 @@ def last_captures(root: Path) -> dict[str, PreviousCapture]:
             etag=event.detail.get("etag") or None,
             last_modified=event.detail.get("last_modified") or None,
         )
-    return {url: prior for url, prior in state.items() if prior.bag and (root / prior.bag).is_dir()}
+    remote = remote_of(root)
+    present = remote.has_bag if remote is not None else (lambda bag: (root / bag).is_dir())
+    return {url: prior for url, prior in state.items() if prior.bag and present(prior.bag)}

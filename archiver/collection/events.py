@@ -21,6 +21,10 @@ Each append is a single ``write`` of one whole line on a file opened with
 O_APPEND, then fsynced, so concurrent writers never interleave inside a line.
 A torn last line left by a crash is skipped by ``read_events`` and reported
 in ``EventLogRead.torn``; it is never fatal.
+
+A collection on S3 is written through a local working root bound to it
+(``root.remote_of``): there each event is one object of its own, never a
+shared object rewritten (``collection/s3store.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any, Iterable
 
 from archiver import AGENT
 from archiver.clock import iso, utc_now
+from archiver.collection.root import remote_of
 from archiver.errors import StorageError
 
 EVENT_TYPES = ("capture", "validation", "fixity", "replication", "repair", "deletion", "ingestion",
@@ -96,7 +101,12 @@ def events_path(root: Path) -> Path:
 
 
 def append_events(root: Path, events: Iterable[Event]) -> None:
-    """Append events to the log of the collection at ``root``, one write each."""
+    """Append events to the log of the collection at ``root``, one write each
+    (a remote collection's working root: one object each, see ``root.remote_of``)."""
+    remote = remote_of(root)
+    if remote is not None:
+        remote.append_events(list(events))
+        return
     path = events_path(root)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +149,9 @@ def read_events(root: Path) -> EventLogRead:
     path = events_path(root)
     events: list[Event] = []
     torn: list[int] = []
+    remote = remote_of(root)
     try:
-        raw = path.read_bytes()
+        raw = remote.read_event_lines() if remote is not None else path.read_bytes()
     except FileNotFoundError:
         return EventLogRead(events, torn)
     except OSError as exc:

@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping
 from archiver.bagit.reader import BagReader, LocalBag
 from archiver.bagit.parse import parse_oxum
 from archiver.bagit.write import write_bag
+from archiver.collection.root import remote_of
 from archiver.durable import fsync_path, make_temp_dir, release_temp_dir, renamed_held_dir
 from archiver.errors import ArchiverError, StorageError
 
@@ -127,14 +128,24 @@ class CaptureRecord:
         try:
             built = write_bag(staging, base_name, self.payload(), info, keep_held=True,
                               before_publish=before_publish)
+            remote = remote_of(root)
+            published: str | None = None
             try:
-                final = _move_to_free_name(built, root, base_name)
+                if remote is not None:
+                    # A remote collection (S3) names the bag; the working root is private.
+                    published = remote.publish(built, base_name)
+                    final = root / published
+                    rename_no_replace(built, final)
+                else:
+                    final = _move_to_free_name(built, root, base_name)
                 renamed_held_dir(built, final)
                 fsync_path(root)
             except BaseException:
                 release_temp_dir(built)
                 if final is not None:
                     release_temp_dir(final)
+                if remote is not None and published is not None:
+                    remote.release(published)
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write bag {base_name} in {root}: {exc.strerror or exc}") from exc
@@ -143,7 +154,7 @@ class CaptureRecord:
             release_temp_dir(staging)
         assert final is not None
         if not keep_held:
-            release_temp_dir(final)
+            release_written(root, final)
         return final
 
     # ------------------------------------------------------------------ reading
@@ -231,6 +242,15 @@ def parse_bag_info(data: bytes) -> dict[str, str]:
         if sep and not line[:1].isspace():
             info.setdefault(label.strip(), value.strip())
     return info
+
+
+def release_written(root: Path, bag_dir: Path) -> None:
+    """Let go of a bag ``write(keep_held=True)`` made, once its capture event is
+    logged (a remote collection's claim stops being renewed; its local copy goes)."""
+    release_temp_dir(bag_dir)
+    remote = remote_of(root)
+    if remote is not None:
+        remote.release(bag_dir.name)
 
 
 # --------------------------------------------------------------------------- claiming a name

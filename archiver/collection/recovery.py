@@ -11,7 +11,7 @@ from pathlib import Path
 from archiver.collection.capture_log import log_captured
 from archiver.collection.events import read_events
 from archiver.collection.record import CaptureRecord, DamagedCapture
-from archiver.collection.root import list_bag_dirs
+from archiver.collection.root import list_bag_dirs, remote_of
 from archiver.durable import held_by_a_live_writer
 
 RECOVERED_NOTE = ("bag found without a capture event (a run interrupted between writing the "
@@ -23,6 +23,9 @@ def record_unlogged_bags(root: Path) -> list[str]:
     return their names. Bags a live run still holds, damaged bags (``verify`` and
     ``audit`` report those) and folders that are not archiver captures (no
     metadata.json with a url) are left."""
+    remote = remote_of(root)
+    if remote is not None:
+        return remote.record_unlogged_bags()
     recorded = {e.bag for e in read_events(root).events if e.type == "capture" and e.bag}
     logged = []
     for bag_dir in list_bag_dirs(root):

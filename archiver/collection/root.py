@@ -12,12 +12,63 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from archiver.durable import TMP_PREFIX, held_by_a_live_writer
 from archiver.errors import StorageError
 
+if TYPE_CHECKING:
+    from archiver.collection.events import Event
+
 META_DIR = ".archiver"
+
+
+class RemoteCollection(Protocol):
+    """A collection whose bags and events live elsewhere (``s3store.S3CollectionWriter``).
+
+    Such a collection is written through a private local *working root*: bags are
+    built there as for a local root, then published by ``publish``; events are
+    written by ``append_events`` instead of the local log. Only the few places that
+    touch the log, the name of a bag, or the list of bags ask ``remote_of(root)``."""
+
+    location: str
+    name: str                                                    # the default collection id
+
+    def publish(self, folder: Path, base: str) -> str: ...      # the bag's name at the collection
+    def release(self, name: str) -> None: ...                    # its capture event is logged
+    def append_events(self, events: "list[Event]") -> None: ...
+    def read_event_lines(self) -> bytes: ...
+    def has_bag(self, name: str) -> bool: ...
+    def record_unlogged_bags(self) -> list[str]: ...
+
+
+_remote: dict[str, RemoteCollection] = {}
+_remote_guard = threading.Lock()
+
+
+def bind_remote(root: Path, collection: RemoteCollection | None) -> None:
+    """Make the local working folder ``root`` stand for ``collection`` (None: unbind)."""
+    with _remote_guard:
+        if collection is None:
+            _remote.pop(str(Path(root).absolute()), None)
+        else:
+            _remote[str(Path(root).absolute())] = collection
+
+
+def collection_name(root: Path) -> str:
+    """The default collection id: the root folder's name (a remote collection's own)."""
+    remote = remote_of(root)
+    return remote.name if remote is not None else Path(root).resolve().name
+
+
+def remote_of(root: Path | str) -> RemoteCollection | None:
+    """The remote collection the working folder ``root`` stands for, if any."""
+    if not _remote:
+        return None
+    with _remote_guard:
+        return _remote.get(str(Path(root).absolute()))
 
 
 def open_collection(root: Path | str, *, create: bool = True, clean: bool = True) -> Path:

@@ -35,12 +35,9 @@ What readers may rely on:
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import sqlite3
-import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,7 +49,7 @@ from archiver.collection.catalog_build import (BagRecord, catalog_file, connect,
                                                read_bag_record_from)
 from archiver.collection.events import Event
 from archiver.errors import StorageError
-from archiver.replication.s3 import (S3Bag, S3Objects, S3Site, _client_errors, _is_missing, find_s3_bags, make_client,
+from archiver.replication.s3 import (EventObjectNames, S3Bag, S3Objects, S3Site, _client_errors, _is_missing, find_s3_bags, make_client,
                                      parse_s3_url)
 from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR
 
@@ -128,24 +125,12 @@ def _parse_event(data: bytes) -> Event | None:
 
 # --------------------------------------------------------------------------- writing events (spec format)
 
-_writer_lock = threading.Lock()
-_writer: dict[str, Any] = {"pid": None, "id": "", "seq": itertools.count(1)}
+_EVENT_NAMES = EventObjectNames()  # this process's writer id and sequence (a forked child gets its own)
 
 
-def _next_writer_seq() -> tuple[str, int]:
-    """This process run's writer id (12 hex) and the next sequence number; a
-    forked child gets an id of its own."""
-    with _writer_lock:
-        if _writer["pid"] != os.getpid():
-            _writer.update(pid=os.getpid(), id=uuid.uuid4().hex[:12], seq=itertools.count(1))
-        return _writer["id"], next(_writer["seq"])
-
-
-def event_object_name(now: datetime | None = None) -> str:
+def event_object_name() -> str:
     """``.archiver/events/<YYYYMMDDTHHMMSS.ffffff>Z-<writer>-<seq:06d>.json``."""
-    writer, seq = _next_writer_seq()
-    now = now or datetime.now(timezone.utc)  # to the microsecond (utc_now drops them)
-    return f"{EVENTS_DIR}/{now:%Y%m%dT%H%M%S.%f}Z-{writer}-{seq:06d}.json"
+    return f"{EVENTS_DIR}/{_EVENT_NAMES.next_name()}"
 
 
 # --------------------------------------------------------------------------- the collection
@@ -316,10 +301,13 @@ def put_event_objects(client: Any, bucket: str, prefix: str, events: Iterable[Ev
 # --------------------------------------------------------------------------- the catalogue cache
 
 def cache_dir(endpoint_url: str | None, bucket: str, prefix: str) -> Path:
-    """``$XDG_CACHE_HOME/archiver/s3/<16 hex>/`` (``~/.cache`` when unset or not absolute)."""
+    """The local cache of an S3 collection (nothing in it is authoritative):
+    ``$XDG_CACHE_HOME/archiver/s3/<16 hex of sha256("<endpoint or aws>|<bucket>|<prefix>")>/``
+    (``~/.cache`` when XDG_CACHE_HOME is unset or not absolute)."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "aws"
+    digest = hashlib.sha256(f"{endpoint}|{bucket}|{prefix}".encode("utf-8")).hexdigest()[:16]
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    digest = hashlib.sha256(f"{endpoint_url or 'aws'}|{bucket}|{prefix}".encode("utf-8")).hexdigest()[:16]
     return base / "archiver" / "s3" / digest
 
 

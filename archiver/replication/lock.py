@@ -83,6 +83,7 @@ class _Lock:
     """What both kinds share: the owner record, the renewal thread, waiting."""
 
     location = ""
+    what = "mirror lock"  # how messages name it (a bag-name claim reuses the S3 kind)
 
     def __init__(self, lease: float) -> None:
         self.lease = lease
@@ -118,7 +119,11 @@ class _Lock:
                 on_wait(holder)
                 told = True
             time.sleep(POLL_SECONDS)
-        self._thread = threading.Thread(target=self._keep, name="mirror-lock-lease", daemon=True)
+        self.start_renewal()
+
+    def start_renewal(self) -> None:
+        """Renew the lease every third of it, in a background thread, until stopped."""
+        self._thread = threading.Thread(target=self._keep, name="lock-lease", daemon=True)
         self._thread.start()
 
     def _keep(self) -> None:
@@ -128,21 +133,27 @@ class _Lock:
                 self._renew()
             except StorageError as exc:
                 self.lost = str(exc)
-                log.warning("mirror lock on %s lost: %s", self.location, exc)
+                log.warning("%s on %s lost: %s", self.what, self.location, exc)
                 return
             except Exception as exc:  # a failed renewal is retried at the next turn
-                log.warning("cannot renew the mirror lock on %s: %s", self.location, exc)
+                log.warning("cannot renew the %s on %s: %s", self.what, self.location, exc)
 
     def ensure_held(self) -> None:
         """Raise StorageError if the lease was lost (taken over) during the run."""
         if self.lost:
-            raise StorageError(f"the mirror lock on {self.location} was lost ({self.lost}); "
+            raise StorageError(f"the {self.what} on {self.location} was lost ({self.lost}); "
                                "stopping so two runs do not interleave")
 
-    def release(self) -> None:
+    def stop_renewal(self) -> None:
+        """Stop the renewal thread (it may be started again)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
+        self._stop = threading.Event()
+
+    def release(self) -> None:
+        self.stop_renewal()
         if not self.lost:
             self._release()
 
@@ -257,11 +268,14 @@ class S3Lock(_Lock):
         self.location = f"s3://{bucket}/{prefix}".rstrip("/")
         self.etag: str | None = None
 
+    def _body(self) -> bytes:
+        return json.dumps(self.owner, sort_keys=True).encode()
+
     def _put(self, **condition: str) -> str | None:
         """PUT the owner record under a condition; its ETag, or None if the condition failed."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        body = json.dumps(self.owner, sort_keys=True).encode()
+        body = self._body()
         try:
             answer = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
                                             ContentType="application/json", **condition)
@@ -272,10 +286,10 @@ class S3Lock(_Lock):
                 return None
             if code == "NotImplemented":
                 raise StorageError(f"{self.location} does not support conditional writes "
-                                   "(If-None-Match), so mirrors to it cannot be coordinated") from exc
-            raise StorageError(f"cannot write the mirror lock at {self.location}: {exc}") from exc
+                                   f"(If-None-Match), so the {self.what} there cannot be coordinated") from exc
+            raise StorageError(f"cannot write the {self.what} at {self.location}: {exc}") from exc
         except BotoCoreError as exc:
-            raise StorageError(f"cannot write the mirror lock at {self.location}: {exc}") from exc
+            raise StorageError(f"cannot write the {self.what} at {self.location}: {exc}") from exc
         return answer["ETag"]
 
     def _holder(self) -> tuple[dict[str, Any], str | None]:
@@ -287,7 +301,7 @@ class S3Lock(_Lock):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return {}, None
-            raise StorageError(f"cannot read the mirror lock at {self.location}: {exc}") from exc
+            raise StorageError(f"cannot read the {self.what} at {self.location}: {exc}") from exc
         try:
             owner = json.loads(data)
         except ValueError:
@@ -326,17 +340,20 @@ class S3Lock(_Lock):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("NotImplemented", "InvalidArgument"):
                 if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
-                    log.warning("cannot remove the mirror lock at %s: %s", self.location, exc)
+                    log.warning("cannot remove the %s at %s: %s", self.what, self.location, exc)
                 return  # 412: another run's lock now; leave it
         except Exception as exc:  # the lease then expires on its own
-            log.warning("cannot remove the mirror lock at %s: %s", self.location, exc)
+            log.warning("cannot remove the %s at %s: %s", self.what, self.location, exc)
             return
         holder, _ = self._holder()
-        if holder.get("run_id") == self.owner["run_id"]:
+        if self._is_mine(holder):
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=self.key)
             except Exception as exc:
-                log.warning("cannot remove the mirror lock at %s: %s", self.location, exc)
+                log.warning("cannot remove the %s at %s: %s", self.what, self.location, exc)
+
+    def _is_mine(self, holder: dict[str, Any]) -> bool:
+        return bool(holder.get("run_id")) and holder.get("run_id") == self.owner["run_id"]
 
 
 def lock_for(target: Any, lease: float | None = None) -> _Lock:

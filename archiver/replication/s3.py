@@ -6,7 +6,8 @@ protocol); ``S3Site`` is ``archiver.replication.site.Site`` for
 
     <prefix>/<bag>/<path>                       the bag's files
     <prefix>/.archiver/receipts/<bag>.json      receipt, written last
-    <prefix>/.archiver/events.jsonl             the mirrored event log
+    <prefix>/.archiver/events/<time>Z-<writer>-<seq>.json   one event each, never rewritten
+    <prefix>/.archiver/events.jsonl             the legacy event log (read, never written)
 
 S3 has no rename, but a PUT is atomic per object, so a bag is "published" by
 its receipt alone: objects are sent payload first, then tag files, then tag
@@ -33,17 +34,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import re
 import tempfile
+import threading
+import uuid
+from datetime import datetime, timezone
 from typing import Any, BinaryIO, cast
 
 from archiver.bagit.reader import BagReader, FileEntry
+from archiver.clock import iso, parse_iso
 from archiver.collection.events import Event
 from archiver.errors import StorageError, TargetUnreachable, UsageError, redact_credentials
 from archiver.replication.lock import MirrorLock, S3Lock
 from archiver.replication.plan import SourceBag, TargetBagState, algorithm_of
 from archiver.replication.site import Site
-from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR, joined_lines
+from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR
+
+EVENTS_DIR = ".archiver/events"
 
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 SINGLE_PUT_LIMIT = 1 << 30  # above this, a multipart upload (boto3's managed transfer)
@@ -304,6 +313,7 @@ class S3Site:
         self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self._listing: dict[str, dict[str, dict[str, Any]]] | None = None
         self._receipts: set[str] = set()
+        self._event_writer = EventObjectNames()
 
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
@@ -416,22 +426,44 @@ class S3Site:
     def delete_receipt(self, name: str) -> None:
         self.objects.delete(self._key(f"{RECEIPTS_DIR}/{name}.json"))
 
-    def read_event_log(self) -> bytes:
-        return self.objects.get_bytes(self._key(EVENTS_FILE)) or b""
+    def read_event_log(self, known: dict[str, bytes] | None = None) -> bytes:
+        """Every event line the site holds: the legacy ``events.jsonl`` and the
+        per-event objects, merged in order of (event time, key). ``known`` (key →
+        body) holds event objects already read, and gets the new ones: an event
+        object is never rewritten, so only those not seen before are fetched."""
+        legacy = self.objects.get_bytes(self._key(EVENTS_FILE)) or b""
+        base = self._key(EVENTS_DIR + "/")
+        keys = sorted(k for k in self.objects.list(base) if k.endswith(".json"))
+        known = {} if known is None else known
+        known.update(self._get_many([k for k in keys if k not in known]))
+        return merge_event_lines(legacy, [(k, known[k]) for k in keys if k in known])
+
+    def _get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(keys)))) as pool:
+            bodies = list(pool.map(self.objects.get_bytes, keys))
+        # An object listed then gone (deleted by hand) is skipped, not fatal.
+        return [(key, body) for key, body in zip(keys, bodies) if body is not None]
 
     def append_event_lines(self, lines: list[bytes]) -> None:
-        # S3 cannot append: the object is rewritten as what it held plus the
-        # new lines, so no line already there is ever lost.
+        """Each line becomes an object of its own under ``.archiver/events/``,
+        never rewritten: two writers can never lose each other's events."""
+        lines = [line.rstrip(b"\n") for line in lines if line.strip()]
         if not lines:
             return
-        existing = self.read_event_log()
-        data = existing + joined_lines(existing, lines)
-        self.objects.put(self._key(EVENTS_FILE), data, len(data))
+        puts = [(self._key(f"{EVENTS_DIR}/{self._event_writer.next_name()}"), line + b"\n") for line in lines]
+        if len(puts) == 1:
+            self.objects.put(puts[0][0], puts[0][1], len(puts[0][1]))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(puts))) as pool:
+            for future in [pool.submit(self.objects.put, key, body, len(body)) for key, body in puts]:
+                future.result()
 
     def log_events(self, events: list[Event]) -> None:
-        from archiver.collection.s3root import put_event_objects  # one object per event (S3LAYOUT)
-
-        put_event_objects(self.client, self.bucket, self.prefix, events)
+        self.append_event_lines([e.to_json().encode("utf-8") for e in events])
 
     # -- repair: stage under .archiver/staging, read back, copy into place -----------
     def _staging_key(self, name: str, path: str = "") -> str:
@@ -450,6 +482,60 @@ class S3Site:
     def discard_staging(self, name: str) -> None:
         for key in self.objects.list(self._staging_key(name)):
             self.objects.delete(key)
+
+
+class EventObjectNames:
+    """Names of one writer's event objects: ``<UTC time to µs>Z-<writer>-<seq>.json``,
+    the writer 12 random hex digits per run, so no two writers ever pick one name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
+        self.pid = os.getpid()
+        self.writer = uuid.uuid4().hex[:12]
+        self.seq = 0
+
+    def next_name(self) -> str:
+        with self._lock:
+            if self.pid != os.getpid():  # a forked child is a writer of its own
+                self._start()
+            self.seq += 1
+            seq = self.seq
+        return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%f')}Z-{self.writer}-{seq:06d}.json"
+
+
+def merge_event_lines(legacy: bytes, objects: list[tuple[str, bytes]]) -> bytes:
+    """The legacy log's lines and the event objects' lines as one log, sorted by
+    (event time, key); a line without a readable time (a torn one) keeps its place
+    after the line before it."""
+    entries: list[tuple[str, str, int, bytes]] = []
+    when = ""
+    for number, line in enumerate(legacy.split(b"\n")):
+        if line.strip():
+            when = _event_time(line) or when
+            entries.append((when, "", number, line))
+    for key, body in objects:
+        for number, line in enumerate(body.split(b"\n")):
+            if line.strip():
+                entries.append((_event_time(line) or "", key, number, line))
+    entries.sort(key=lambda e: e[:3])
+    return b"".join(line + b"\n" for *_, line in entries)
+
+
+def _event_time(line: bytes) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    value = record.get("time") if isinstance(record, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return iso(parse_iso(value))
+    except ValueError:
+        return None
 
 
 def _looks_like_s3_bag(listed: dict[str, dict[str, Any]], base: str) -> bool:
