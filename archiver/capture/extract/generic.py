@@ -69,7 +69,7 @@ _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|
 # Elements that may be post containers (then matched against _POST_ID and _POST_CLASS):
 # an id starting with one of these, or a class attribute containing one of these.
 _POST_CANDIDATE_IDS = ("p", "msg", "message", "reply", "P", "M", "R")
-_POST_CANDIDATE_CLASSES = ("post", "Post", "message")
+_POST_CANDIDATE_CLASSES = re.compile("post|Post|message")
 MIN_REPEATED_POSTS = 3
 
 
@@ -127,8 +127,9 @@ def _mass(element: _Element) -> int:
 
 
 def _is_post_candidate(element: _Element) -> bool:
-    return (element.get("id") or "").startswith(_POST_CANDIDATE_IDS) or any(
-        name in (element.get("class") or "") for name in _POST_CANDIDATE_CLASSES)
+    identifier, classes = element.get("id"), element.get("class")
+    return bool(identifier and identifier.startswith(_POST_CANDIDATE_IDS)
+                or classes and _POST_CANDIDATE_CLASSES.search(classes))
 
 
 def is_discussion(tree: _Element) -> bool:
