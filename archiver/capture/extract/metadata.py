@@ -109,6 +109,7 @@ def displayed_date(tree: _Element, iso: str) -> str | None:
     """The shortest text the page shows for the day ``iso`` (a ``<time>``, a
     dateline); None when the page shows it nowhere."""
     year, short_year = iso[:4], iso[2:4]
+    readings: dict[str, str | None] = {}  # a page repeats its dates: each text is read once
     for places in (_time_places, _date_places):
         best: str | None = None
         for element in places(tree):
@@ -116,8 +117,11 @@ def displayed_date(tree: _Element, iso: str) -> str | None:
             if (not text or len(text) > _DISPLAYED_DATE_MAX_CHARS or short_year not in text
                     or (best is not None and len(text) >= len(best)) or NOT_PUBLISHED.search(text)):
                 continue
-            if (year in text or not re.search(r"\d{4}", text)) and iso_date(text) == iso:
-                best = text
+            if year in text or not re.search(r"\d{4}", text):
+                if text not in readings:
+                    readings[text] = iso_date(text)
+                if readings[text] == iso:
+                    best = text
         if best is not None:
             return best
     return None
