@@ -141,10 +141,14 @@ def is_discussion(tree: _Element) -> bool:
     if any(_DISCUSSION_TYPES.search(value) for value in itemtypes) or sum(
             value.rstrip("/").endswith("/Comment") for value in itemtypes) >= MIN_REPEATED_POSTS:
         return True
-    posts = sum(1 for body in outer_bodies(tree) for element in body.iterdescendants(Element)
-                if _is_post_candidate(element) and (_POST_ID.match(element.get("id") or "")
-                or any(_POST_CLASS.match(name) for name in (element.get("class") or "").split())))
-    return posts >= MIN_REPEATED_POSTS
+    return post_containers(tree) >= MIN_REPEATED_POSTS
+
+
+def post_containers(tree: _Element) -> int:
+    """How many elements in the body are post containers (``id="post-123"``, class ``forum-post`` …)."""
+    return sum(1 for body in outer_bodies(tree) for element in body.iterdescendants(Element)
+               if _is_post_candidate(element) and (_POST_ID.match(element.get("id") or "")
+               or any(_POST_CLASS.match(name) for name in (element.get("class") or "").split())))
 
 
 def _looks_cut(found: int, tree: _Element | None) -> bool:
