@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import re
 import statistics
@@ -377,9 +378,11 @@ def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
                   f"{f['ms_per_page']:.1f} ({f['ms_median']:.1f}){' cached' if f.get('cached') else ''} |")
 
 
-def print_timing(results: dict[str, dict[str, dict[str, float]]], repeat: int) -> None:
+def print_timing(results: dict[str, dict[str, dict[str, float]]], repeat: int,
+                 load: tuple[float, float]) -> None:
     """archiver's time against trafilatura's, dataset by dataset, and how it was measured."""
-    print(TIMING_NOTE.format(warm=WARM_UP_PAGES, repeat=repeat))
+    print(TIMING_NOTE.format(warm=WARM_UP_PAGES, repeat=repeat)
+          + f"; {os.cpu_count()} CPUs, load average {load[0]:.1f} at the start, {load[1]:.1f} at the end")
     for dataset, by_extractor in results.items():
         ours, theirs = by_extractor.get("archiver"), by_extractor.get("trafilatura")
         if not ours or not theirs or not theirs["seconds_total"] or not theirs["ms_median"]:
@@ -427,6 +430,7 @@ def main() -> int:
             print(f"{label:<72} F1={summary(scores)['f1']:.4f}")
         return 0
     results: dict[str, dict[str, dict[str, float]]] = {}
+    load_at_start = os.getloadavg()[0]
     for dataset in args.dataset or DATASETS:
         cases = load(dataset, args.shared, only)
         if not cases:
@@ -438,7 +442,7 @@ def main() -> int:
         if args.worst and "archiver" in outputs and len(outputs) > 1:
             print_worst(dataset, cases, outputs, args.worst)
     print_table(results)
-    print_timing(results, max(args.repeat, 1))
+    print_timing(results, max(args.repeat, 1), (load_at_start, os.getloadavg()[0]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
