@@ -55,7 +55,7 @@ def complete(parts: PageParts, tree: _Element, url: str | None = None) -> None:
         parts.date_iso = parts.date_iso or iso_date(parts.date)
     if not parts.author:
         parts.author = _trafilatura_author(tree)
-    looked_for = None  # the day displayed_date has looked for already: the tree is unchanged since
+    looked_for: str | None = None  # the day displayed_date has looked for already: the tree is unchanged since
     if not parts.date_iso:
         found = _htmldate_date(tree, url)
         if found:
