@@ -35,9 +35,9 @@ import re
 from typing import Any
 
 import trafilatura
-from lxml.etree import _Element
+from lxml.etree import Element, _Element
 
-from archiver.capture.extract.htmltext import element_paragraphs
+from archiver.capture.extract.htmltext import element_paragraphs, outer_bodies
 from archiver.capture.extract.metadata import has_article_metadata, page_metadata
 from archiver.capture.extract.parts import PageParts
 
@@ -56,19 +56,20 @@ SHORT_RESULT_CHARS = 400
 SHORT_SHARE_OF_MASS = 0.4
 # … and the balanced result replaces it only when at least this much longer.
 BALANCED_MUST_BE_LONGER = 1.5
-# The page's main-text mass: text not in links, page furniture or forms.
-_MASS_TEXT = ("//body//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::a"
-              " or ancestor::nav or ancestor::header or ancestor::footer or ancestor::aside"
-              " or ancestor::form or ancestor::select or ancestor::button)]")
+# The page's main-text mass: text not in links, page furniture or forms, i.e. the
+# text nodes of //body//text()[not(ancestor::script or ancestor::style or …)].
+_NOT_MASS_TAGS = frozenset({"script", "style", "noscript", "a", "nav", "header", "footer", "aside",
+                            "form", "select", "button"})
 
 _WORDS = re.compile(r"\w+")
 _DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
 _POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
 _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
                          r"|discussion-post|thread-post|reply-post)$", re.IGNORECASE)
-_POST_CANDIDATES = ('//body//*[starts-with(@id, "p") or starts-with(@id, "msg") or starts-with(@id, "message")'
-                    ' or starts-with(@id, "reply") or starts-with(@id, "P") or starts-with(@id, "M") or starts-with(@id, "R")'
-                    ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")]')
+# Elements that may be post containers (then matched against _POST_ID and _POST_CLASS):
+# an id starting with one of these, or a class attribute containing one of these.
+_POST_CANDIDATE_IDS = ("p", "msg", "message", "reply", "P", "M", "R")
+_POST_CANDIDATE_CLASSES = re.compile("post|Post|message")
 MIN_REPEATED_POSTS = 3
 
 
@@ -109,7 +110,26 @@ def drop_repeated_title(paragraphs: list[str], title: str | None) -> list[str]:
 
 def text_mass(tree: _Element) -> int:
     """Characters of visible text outside links, navigation, headers, footers, asides and forms."""
-    return sum(len(text.strip()) for text in tree.xpath(_MASS_TEXT))
+    return sum(_mass(body) for body in outer_bodies(tree)
+               if not any(ancestor.tag in _NOT_MASS_TAGS for ancestor in body.iterancestors()))
+
+
+def _mass(element: _Element) -> int:
+    """The stripped length of each text node in ``element`` outside the _NOT_MASS_TAGS
+    (one walk of the tree: an XPath ancestor test per text node costs far more)."""
+    total = len(element.text.strip()) if element.text else 0
+    for child in element:
+        if isinstance(child.tag, str) and child.tag not in _NOT_MASS_TAGS:
+            total += _mass(child)  # a comment's own text is no text node, its tail is
+        if child.tail:
+            total += len(child.tail.strip())
+    return total
+
+
+def _is_post_candidate(element: _Element) -> bool:
+    identifier, classes = element.get("id"), element.get("class")
+    return bool(identifier and identifier.startswith(_POST_CANDIDATE_IDS)
+                or classes and _POST_CANDIDATE_CLASSES.search(classes))
 
 
 def is_discussion(tree: _Element) -> bool:
@@ -121,10 +141,14 @@ def is_discussion(tree: _Element) -> bool:
     if any(_DISCUSSION_TYPES.search(value) for value in itemtypes) or sum(
             value.rstrip("/").endswith("/Comment") for value in itemtypes) >= MIN_REPEATED_POSTS:
         return True
-    posts = sum(1 for element in tree.xpath(_POST_CANDIDATES)
-                if _POST_ID.match(element.get("id") or "")
-                or any(_POST_CLASS.match(name) for name in (element.get("class") or "").split()))
-    return posts >= MIN_REPEATED_POSTS
+    return post_containers(tree) >= MIN_REPEATED_POSTS
+
+
+def post_containers(tree: _Element) -> int:
+    """How many elements in the body are post containers (``id="post-123"``, class ``forum-post`` …)."""
+    return sum(1 for body in outer_bodies(tree) for element in body.iterdescendants(Element)
+               if _is_post_candidate(element) and (_POST_ID.match(element.get("id") or "")
+               or any(_POST_CLASS.match(name) for name in (element.get("class") or "").split())))
 
 
 def _looks_cut(found: int, tree: _Element | None) -> bool:

@@ -55,11 +55,13 @@ def complete(parts: PageParts, tree: _Element, url: str | None = None) -> None:
         parts.date_iso = parts.date_iso or iso_date(parts.date)
     if not parts.author:
         parts.author = _trafilatura_author(tree)
+    looked_for: str | None = None  # the day displayed_date has looked for already: the tree is unchanged since
     if not parts.date_iso:
         found = _htmldate_date(tree, url)
         if found:
             # A date the page shows without a year ("December 8") stays as shown.
-            parts.date = parts.date or displayed_date(tree, found) or found
+            if not parts.date:
+                parts.date, looked_for = displayed_date(tree, found) or found, found
             parts.date_iso = found
-    if parts.date and parts.date == parts.date_iso:
+    if parts.date and parts.date == parts.date_iso and parts.date_iso != looked_for:
         parts.date = displayed_date(tree, parts.date_iso) or parts.date

@@ -61,9 +61,17 @@ def parse_html(html: str) -> _Element:
         raise ExtractionError(f"the page cannot be parsed as HTML: {exc}") from exc
 
 
+def outer_bodies(tree: _Element) -> list[_Element]:
+    """The document's ``<body>`` elements that are not inside another, in document
+    order: walking their subtrees visits what ``//body//…`` selects, each node once."""
+    return [body for body in tree.getroottree().iter("body")
+            if not any(ancestor.tag == "body" for ancestor in body.iterancestors())]
+
+
 def has_class(name: str) -> str:
-    """An XPath predicate body: the element's class attribute contains the class ``name``."""
-    return f'contains(concat(" ", normalize-space(@class), " "), " {name} ")'
+    """An XPath predicate body: the element's class attribute contains the class ``name``.
+    (The plain ``contains`` first is the cheap test that rules out most elements.)"""
+    return f'(contains(@class, "{name}") and contains(concat(" ", normalize-space(@class), " "), " {name} "))'
 
 
 def class_list(element: _Element) -> list[str]:
