@@ -426,6 +426,31 @@ def test_forum_threads_keep_all_posts_on_real_pages(shared_dir):
         assert len(extract_html(html).text.body) >= 0.8 * len(expected), case
 
 
+REFRAIN = "We shall not be moved, just like a tree that's standing by the water, we shall not be moved."
+
+
+def test_a_paragraph_the_page_repeats_is_kept_as_often():
+    # trafilatura keeps one copy of a repeated paragraph; the page has three in
+    # the article (a share box between them) and one more in an aside.
+    body = extract_html(fixture_page("repeated-paragraphs")).text.body
+    assert body.split("\n\n").count(REFRAIN) == 3
+    assert body.startswith("Some songs are built") and body.endswith("while the refrain stayed.")
+
+
+def test_repeats_restored_only_within_one_container_and_only_long_ones():
+    from archiver.capture.extract.generic import restore_repeats
+    short = "Share this"
+    tree = parse_html(f"<html><body><div><p>{REFRAIN}</p></div><div><p>{REFRAIN}</p></div>"
+                      f"<div><p>{short}</p><p>{short}</p></div></body></html>")
+    assert restore_repeats([REFRAIN, short], tree) == [REFRAIN, short]
+
+
+def test_hidden_elements_are_never_generic_body_text():
+    body = extract_html(fixture_page("hidden-in-article")).text.body
+    assert body.startswith("From the first of December") and body.endswith("the book drop stays open.")
+    assert "notice" not in body
+
+
 def test_author_is_a_name_not_a_url_or_a_link_label():
     from archiver.capture.extract.metadata import author_name
     extraction = extract_html(fixture_page("author-link-labels"))

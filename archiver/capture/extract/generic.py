@@ -26,12 +26,18 @@ Tuning, each step measured on the article-extraction benchmark
    by three or more repeated post containers (``id="post-123"``, class
    ``message--post``, ``forum-post`` …);
 5. a first paragraph that repeats the page title is dropped: the title is in
-   the header already.
+   the header already;
+6. hidden elements (``hidden``, ``display:none``, ``visibility:hidden``) are
+   never body text, in every mode, as in the profiles (``htmltext``);
+7. a paragraph the page repeats within one container is kept as often as the
+   page has it: trafilatura drops a repeated paragraph, the archive keeps the
+   source's words.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import trafilatura
@@ -44,12 +50,12 @@ from archiver.capture.extract.parts import PageParts
 NAME = "generic"
 VERSION = f"trafilatura/{trafilatura.__version__}+archiver/1"
 
-PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True}
-BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False}
-# Recall mode reads what the others leave out, hidden elements too: those are pruned.
-RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": (
-    "//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
-    " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")}
+# Hidden elements are never body text (step 6).
+_HIDDEN_XPATH = ("//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
+                 " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")
+PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True, "prune_xpath": _HIDDEN_XPATH}
+BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False, "prune_xpath": _HIDDEN_XPATH}
+RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": _HIDDEN_XPATH}
 # Below this many characters, or this share of the page's text mass, a
 # precision-mode result is suspect (step 3) …
 SHORT_RESULT_CHARS = 400
@@ -70,6 +76,9 @@ _POST_CANDIDATES = ('//body//*[starts-with(@id, "p") or starts-with(@id, "msg") 
                     ' or starts-with(@id, "reply") or starts-with(@id, "P") or starts-with(@id, "M") or starts-with(@id, "R")'
                     ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")]')
 MIN_REPEATED_POSTS = 3
+# Step 7: only paragraphs longer than this are restored (trafilatura keeps shorter repeats).
+MIN_RESTORED_REPEAT = 50
+_HEAD_WORDS = 5
 
 
 def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
@@ -146,7 +155,36 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
         paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
     else:
         paragraphs = _unless_cut(html, tree, PRECISION_OPTIONS, BALANCED_OPTIONS)
+    if tree is not None:
+        paragraphs = restore_repeats(paragraphs, tree)
     return drop_repeated_title(paragraphs, title)
+
+
+def restore_repeats(paragraphs: list[str], tree: _Element) -> list[str]:
+    """``paragraphs`` with each long paragraph as many times as the page repeats it
+    in one container (step 7): a copy trafilatura dropped follows the one it kept."""
+    found = Counter(" ".join(paragraph.split()) for paragraph in paragraphs)
+    heads = {" ".join(key.split()[:_HEAD_WORDS]) for key in found if len(key) > MIN_RESTORED_REPEAT}
+    if not heads:
+        return paragraphs
+    copies: Counter = Counter()
+    for element in tree.iter("p", "div", "blockquote", "pre"):
+        # Only elements whose own text opens like a candidate are read in full.
+        if " ".join((element.text or "").split()[:_HEAD_WORDS]) in heads:
+            key = " ".join(element.text_content().split())
+            if key in found:
+                copies[key, element.getparent()] += 1
+    on_page: Counter = Counter()
+    for (key, _parent), count in copies.items():
+        on_page[key] = max(on_page[key], count)
+    result: list[str] = []
+    for index, paragraph in enumerate(paragraphs):
+        result.append(paragraph)
+        key = " ".join(paragraph.split())
+        missing = on_page[key] - found[key]
+        if missing > 0 and all(" ".join(later.split()) != key for later in paragraphs[index + 1:]):
+            result.extend([paragraph] * missing)
+    return result
 
 
 def _unless_cut(html: str, tree: _Element | None, first: dict[str, Any], looser: dict[str, Any]) -> list[str]:
