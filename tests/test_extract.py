@@ -451,6 +451,22 @@ def test_hidden_elements_are_never_generic_body_text():
     assert "notice" not in body
 
 
+def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():
+    # The article's wrapper has id="commentable-area": trafilatura, excluding
+    # comments, prunes it and bags the menu. A "comment section" holding the
+    # page's <h1> is the article; the real comments inside it stay out.
+    from archiver.capture.extract import generic
+    html = fixture_page("article-in-comment-wrapper")
+    tree = parse_html(html)
+    assert [element.get("id") for element in generic.comment_marked_wrappers(tree)] == ["commentable-area"]
+    body = extract_html(html).text.body
+    assert body.startswith("Every winter, when the boats") and body.endswith("in the society's collection.")
+    assert "Home page of the harbour society" not in body and "My grandmother" not in body
+    assert generic.unmark_article_wrappers(html, tree) != html and tree.find(".//div[@id='commentable-area']") is not None
+    plain = html.replace("<h1>Mending nets on the north shore</h1>", "")
+    assert generic.unmark_article_wrappers(plain, parse_html(plain)) is plain   # no headline: a comment section
+
+
 def test_author_is_a_name_not_a_url_or_a_link_label():
     from archiver.capture.extract.metadata import author_name
     extraction = extract_html(fixture_page("author-link-labels"))

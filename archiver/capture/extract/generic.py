@@ -31,7 +31,13 @@ Tuning, each step measured on the article-extraction benchmark
    never body text, in every mode, as in the profiles (``htmltext``);
 7. a paragraph the page repeats within one container is kept as often as the
    page has it: trafilatura drops a repeated paragraph, the archive keeps the
-   source's words.
+   source's words;
+8. a container marked as a comment section (``id="comment…"``, class
+   ``comment…``/``post-comments``, the markers trafilatura prunes when comments
+   are excluded) that holds the page's headline (``<h1>``) is the article's
+   wrapper, not a comment section: it is unmarked before extraction (the
+   comment sections inside it stay marked), else trafilatura loses the article
+   and bags the navigation.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from collections import Counter
 from typing import Any
 
 import trafilatura
+from lxml import html as lxml_html
 from lxml.etree import _Element
 
 from archiver.capture.extract.htmltext import element_paragraphs
@@ -79,6 +86,39 @@ MIN_REPEATED_POSTS = 3
 # Step 7: only paragraphs longer than this are restored (trafilatura keeps shorter repeats).
 MIN_RESTORED_REPEAT = 50
 _HEAD_WORDS = 5
+
+
+# Step 8: trafilatura's comment-section markers (its REMOVE_COMMENTS_XPATH), on the elements it prunes.
+_COMMENT_ID = re.compile(r"^(?:[Cc]omment(?!ary)|comol|disqus_thread|dsq-comments)")
+_COMMENT_CLASS = re.compile(r"^[Cc]omment(?!ary)|(?:article|post)-comments")
+_COMMENT_CANDIDATES = ("//body//*[(self::div or self::section or self::ul or self::ol or self::details)"
+                       " and (contains(@id, 'omment') or contains(@class, 'omment') or starts-with(@id, 'comol')"
+                       " or starts-with(@id, 'dsq') or starts-with(@id, 'disqus'))][.//h1]")
+
+
+def comment_marked_wrappers(tree: _Element) -> list[_Element]:
+    """Elements marked as comment sections that hold the page's headline (step 8)."""
+    return [element for element in tree.xpath(_COMMENT_CANDIDATES)
+            if _COMMENT_ID.search(element.get("id") or "") or _COMMENT_CLASS.search(element.get("class") or "")]
+
+
+def unmark_article_wrappers(html: str, tree: _Element) -> str:
+    """``html`` with step 8's wrappers unmarked; ``html`` itself (no copy made) when there are none.
+    ``tree`` is left as it was."""
+    wrappers = comment_marked_wrappers(tree)
+    if not wrappers:
+        return html
+    saved = [(element, element.get("id"), element.get("class")) for element in wrappers]
+    for element, _id, _class in saved:
+        element.attrib.pop("id", None)
+        element.attrib.pop("class", None)
+    try:
+        return lxml_html.tostring(tree, encoding="unicode")
+    finally:
+        for element, old_id, old_class in saved:
+            for name, value in (("id", old_id), ("class", old_class)):
+                if value is not None:
+                    element.set(name, value)
 
 
 def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
@@ -151,6 +191,8 @@ def _looks_cut(found: int, tree: _Element | None) -> bool:
 def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
     ``tree`` is the parsed page, to measure its main-text mass."""
+    if tree is not None:
+        html = unmark_article_wrappers(html, tree)
     if tree is not None and (is_discussion(tree) or not has_article_metadata(tree)):
         paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
     else:
