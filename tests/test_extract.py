@@ -443,6 +443,9 @@ def test_repeats_restored_only_within_one_container_and_only_long_ones():
     tree = parse_html(f"<html><body><div><p>{REFRAIN}</p></div><div><p>{REFRAIN}</p></div>"
                       f"<div><p>{short}</p><p>{short}</p></div></body></html>")
     assert restore_repeats([REFRAIN, short], tree) == [REFRAIN, short]
+    hidden = parse_html(f'<html><body><div><p>{REFRAIN}</p><p style="display: none">{REFRAIN}</p>'
+                        f'<p hidden>{REFRAIN}</p></div></body></html>')
+    assert restore_repeats([REFRAIN], hidden) == [REFRAIN]     # hidden copies are not the page's text
 
 
 def test_hidden_elements_are_never_generic_body_text():

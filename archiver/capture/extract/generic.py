@@ -27,8 +27,8 @@ Tuning, each step measured on the article-extraction benchmark
    ``message--post``, ``forum-post`` …);
 5. a first paragraph that repeats the page title is dropped: the title is in
    the header already;
-6. hidden elements (``hidden``, ``display:none``, ``visibility:hidden``) are
-   never body text, in every mode, as in the profiles (``htmltext``);
+6. elements styled ``display:none`` or ``visibility:hidden`` are never body
+   text, in every mode (not the ``hidden`` attribute: see ``_HIDDEN_XPATH``);
 7. a paragraph the page repeats within one container is kept as often as the
    page has it: trafilatura drops a repeated paragraph, the archive keeps the
    source's words;
@@ -50,16 +50,18 @@ import trafilatura
 from lxml import html as lxml_html
 from lxml.etree import _Element
 
-from archiver.capture.extract.htmltext import element_paragraphs
+from archiver.capture.extract.htmltext import element_paragraphs, is_hidden
 from archiver.capture.extract.metadata import has_article_metadata, page_metadata
 from archiver.capture.extract.parts import PageParts
 
 NAME = "generic"
 VERSION = f"trafilatura/{trafilatura.__version__}+archiver/1"
 
-# Hidden elements are never body text (step 6).
-_HIDDEN_XPATH = ("//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
-                 " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")
+# Hidden elements are never body text (step 6), except a formula's MathML kept hidden for
+# assistive technology beside its image. The ``hidden`` attribute is not pruned: streaming
+# frameworks deliver the page's content in ``<div hidden>`` for scripts to move into place.
+_HIDDEN_XPATH = ("//*[(contains(translate(@style, ' ', ''), 'display:none')"
+                 " or contains(translate(@style, ' ', ''), 'visibility:hidden')) and not(.//math)]")
 PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True, "prune_xpath": _HIDDEN_XPATH}
 BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False, "prune_xpath": _HIDDEN_XPATH}
 RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": _HIDDEN_XPATH}
@@ -204,7 +206,7 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
 
 def restore_repeats(paragraphs: list[str], tree: _Element) -> list[str]:
     """``paragraphs`` with each long paragraph as many times as the page repeats it
-    in one container (step 7): a copy trafilatura dropped follows the one it kept."""
+    in one visible container (step 7): a copy trafilatura dropped follows the one it kept."""
     found = Counter(" ".join(paragraph.split()) for paragraph in paragraphs)
     heads = {" ".join(key.split()[:_HEAD_WORDS]) for key in found if len(key) > MIN_RESTORED_REPEAT}
     if not heads:
@@ -214,7 +216,7 @@ def restore_repeats(paragraphs: list[str], tree: _Element) -> list[str]:
         # Only elements whose own text opens like a candidate are read in full.
         if " ".join((element.text or "").split()[:_HEAD_WORDS]) in heads:
             key = " ".join(element.text_content().split())
-            if key in found:
+            if key in found and not any(is_hidden(node) for node in (element, *element.iterancestors())):
                 copies[key, element.getparent()] += 1
     on_page: Counter = Counter()
     for (key, _parent), count in copies.items():
