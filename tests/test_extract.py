@@ -418,6 +418,17 @@ def test_discussion_pages_are_recognised_and_keep_every_post():
         assert post in body
 
 
+def test_forum_replies_marked_as_comments_are_posts():
+    # Vanilla-style thread: posts in class "Message", replies in "Comment"
+    # containers that trafilatura reads as comments; all four are the content.
+    from archiver.capture.extract import generic
+    html = fixture_page("forum-vanilla")
+    assert generic.is_discussion(parse_html(html))
+    paragraphs = extract_html(html).text.body.split("\n\n")
+    assert [paragraph.split()[0] for paragraph in paragraphs] == ["I", "Start", "Also", "Once"]
+    assert not any("Discussions" in paragraph or "Bikes" in paragraph for paragraph in paragraphs)
+
+
 def test_forum_threads_keep_all_posts_on_real_pages(shared_dir):
     for case in ("wcxb-other/5044", "wcxb-other/5071"):
         folder = shared_dir / "realpages" / case

@@ -20,11 +20,12 @@ Tuning, each step measured on the article-extraction benchmark
    content, and on a page without article metadata (products, services,
    listings, documentation) there is no one article to single out: the
    balanced mode reads these straight away (precision mode keeps the first
-   post only, or one block of a product page), and recall mode when that
+   post only, or one block of a product page; on a discussion page the
+   replies trafilatura reads as comments follow the first post), and recall mode when that
    result too looks cut (step 3's signal); A discussion is marked by schema.org
    (``DiscussionForumPosting``, ``QAPage``, repeated ``Comment`` items) or
    by three or more repeated post containers (``id="post-123"``, class
-   ``message--post``, ``forum-post`` …);
+   ``message--post``, ``forum-post``, Vanilla's ``Message`` …);
 5. a first paragraph that repeats the page title is dropped: the title is in
    the header already;
 6. elements styled ``display:none`` or ``visibility:hidden`` are never body
@@ -65,6 +66,8 @@ _HIDDEN_XPATH = ("//*[(contains(translate(@style, ' ', ''), 'display:none')"
 PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True, "prune_xpath": _HIDDEN_XPATH}
 BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False, "prune_xpath": _HIDDEN_XPATH}
 RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": _HIDDEN_XPATH}
+# On a discussion page the replies trafilatura reads as comments are posts: they follow the first.
+DISCUSSION_OPTIONS: dict[str, Any] = {"include_comments": True, "prune_xpath": _HIDDEN_XPATH}
 # Below this many characters, or this share of the page's text mass, a
 # precision-mode result is suspect (step 3) …
 SHORT_RESULT_CHARS = 400
@@ -80,10 +83,11 @@ _WORDS = re.compile(r"\w+")
 _DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
 _POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
 _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
-                         r"|discussion-post|thread-post|reply-post)$", re.IGNORECASE)
+                         r"|discussion-post|thread-post|reply-post|message)$", re.IGNORECASE)
 _POST_CANDIDATES = ('//body//*[starts-with(@id, "p") or starts-with(@id, "msg") or starts-with(@id, "message")'
                     ' or starts-with(@id, "reply") or starts-with(@id, "P") or starts-with(@id, "M") or starts-with(@id, "R")'
-                    ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")]')
+                    ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")'
+                    ' or contains(@class, "Message")]')
 MIN_REPEATED_POSTS = 3
 # Step 7: only paragraphs longer than this are restored (trafilatura keeps shorter repeats).
 MIN_RESTORED_REPEAT = 50
@@ -136,7 +140,10 @@ def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
         parent = code.getparent()
         if parent is not None and parent.tag in ("body", "doc", "quote") and "\n" in (code.text or ""):
             code.tag = "pre"
-    return element_paragraphs(body)
+    paragraphs = element_paragraphs(body)
+    if options.get("include_comments") and document.commentsbody is not None:
+        paragraphs += element_paragraphs(document.commentsbody)   # a discussion's replies (step 4)
+    return paragraphs
 
 
 def _length(paragraphs: list[str]) -> int:
@@ -195,7 +202,9 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
     ``tree`` is the parsed page, to measure its main-text mass."""
     if tree is not None:
         html = unmark_article_wrappers(html, tree)
-    if tree is not None and (is_discussion(tree) or not has_article_metadata(tree)):
+    if tree is not None and is_discussion(tree):
+        paragraphs = _unless_cut(html, tree, DISCUSSION_OPTIONS, RECALL_OPTIONS)
+    elif tree is not None and not has_article_metadata(tree):
         paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
     else:
         paragraphs = _unless_cut(html, tree, PRECISION_OPTIONS, BALANCED_OPTIONS)
