@@ -481,6 +481,23 @@ def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():
     assert generic.unmark_article_wrappers(plain, parse_html(plain)) is plain   # no headline: a comment section
 
 
+def test_a_teaser_stream_after_an_article_is_not_its_text(shared_dir):
+    from archiver.capture.extract import generic
+    html = fixture_page("teaser-stream")
+    tree = parse_html(html)
+    article = extract_html(html).text.body.split("\n\n")
+    teasers = [" ".join(p.text_content().split()) for p in tree.xpath("//ul[@class='stream']//p")]
+    assert len(article) == 7 and len(teasers) == 4
+    # the article's own list items (no linked headlines) stay; the summaries after it go
+    assert generic.drop_teaser_stream(article + teasers, tree) == article
+    assert generic.drop_teaser_stream(article + teasers[:2], tree) == article + teasers[:2]   # fewer than three
+    assert generic.drop_teaser_stream(teasers, tree) == teasers      # nothing else: not a stream after a text
+    # a real page (a news article followed by a stream of 20 summaries)
+    page = gzip.decompress((shared_dir / "realpages" / "readability" / "yahoo-3" / "page.html.gz").read_bytes())
+    body = extract_html(page.decode("utf-8")).text.body
+    assert "Hicks, whose husband is still on active duty" in body and "Alan Thicke" not in body
+
+
 def test_author_is_a_name_not_a_url_or_a_link_label():
     from archiver.capture.extract.metadata import author_name
     extraction = extract_html(fixture_page("author-link-labels"))

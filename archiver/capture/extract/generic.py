@@ -38,7 +38,11 @@ Tuning, each step measured on the article-extraction benchmark
    are excluded) that holds the page's headline (``<h1>``) is the article's
    wrapper, not a comment section: it is unmarked before extraction (the
    comment sections inside it stay marked), else trafilatura loses the article
-   and bags the navigation.
+   and bags the navigation;
+9. on an article page (step 2's branch) a teaser stream after the text is
+   dropped: trailing paragraphs that are the summaries in a list of three or
+   more items each with a linked headline (``drop_teaser_stream``). Listings
+   and discussions keep theirs: there the teasers are the content.
 """
 
 from __future__ import annotations
@@ -92,6 +96,9 @@ MIN_REPEATED_POSTS = 3
 # Step 7: only paragraphs longer than this are restored (trafilatura keeps shorter repeats).
 MIN_RESTORED_REPEAT = 50
 _HEAD_WORDS = 5
+# Step 9: a teaser stream is at least this many list items with a linked headline of this many words.
+MIN_TEASERS = 3
+MIN_HEADLINE_WORDS = 3
 
 
 # Step 8: trafilatura's comment-section markers (its REMOVE_COMMENTS_XPATH), on the elements it prunes.
@@ -208,9 +215,39 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
         paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
     else:
         paragraphs = _unless_cut(html, tree, PRECISION_OPTIONS, BALANCED_OPTIONS)
+        if tree is not None:   # an article: a list of teasers after it is not its text
+            paragraphs = drop_teaser_stream(paragraphs, tree)
     if tree is not None:
         paragraphs = restore_repeats(paragraphs, tree)
     return drop_repeated_title(paragraphs, title)
+
+
+def _is_teaser(item: _Element) -> bool:
+    """A list item holding a linked headline (a link of three words or more) and its summary."""
+    return any(len((link.text_content() or "").split()) >= MIN_HEADLINE_WORDS for link in item.iter("a"))
+
+
+def drop_teaser_stream(paragraphs: list[str], tree: _Element) -> list[str]:
+    """Without the teaser stream after the text (step 9): trailing paragraphs that are
+    the summaries in a list of at least MIN_TEASERS linked-headline items."""
+    summaries: dict[str, _Element] = {}
+    for paragraph in tree.xpath("//li//p"):
+        summaries.setdefault(" ".join(paragraph.text_content().split()), paragraph)
+    if len(summaries) < MIN_TEASERS:
+        return paragraphs
+    end = len(paragraphs)
+    while end > 0:
+        element = summaries.get(" ".join(paragraphs[end - 1].split()))
+        item = next((node for node in element.iterancestors("li")), None) if element is not None else None
+        if item is None or not _is_teaser(item):
+            break
+        listing = item.getparent()
+        if listing is None or sum(_is_teaser(other) for other in listing.iterchildren("li")) < MIN_TEASERS:
+            break
+        end -= 1
+    if len(paragraphs) - end < MIN_TEASERS or end == 0:
+        return paragraphs
+    return paragraphs[:end]
 
 
 def restore_repeats(paragraphs: list[str], tree: _Element) -> list[str]:
