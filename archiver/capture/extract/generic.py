@@ -148,8 +148,9 @@ def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
         if parent is not None and parent.tag in ("body", "doc", "quote") and "\n" in (code.text or ""):
             code.tag = "pre"
     paragraphs = element_paragraphs(body)
-    if options.get("include_comments") and document.commentsbody is not None:
-        paragraphs += element_paragraphs(document.commentsbody)   # a discussion's replies (step 4)
+    comments = getattr(document, "commentsbody", None) if options.get("include_comments") else None
+    if comments is not None:
+        paragraphs += element_paragraphs(comments)   # a discussion's replies (step 4)
     return paragraphs
 
 
