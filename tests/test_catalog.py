@@ -28,12 +28,13 @@ URL_B = "https://example.org/library/mutual-aid"
 
 
 def make_bag(root: Path, name: str, *, url: str, title: str, author: str | None, body: str,
-             retrieved: str, derived_from: dict | None = None) -> Path:
+             retrieved: str, derived_from: dict | None = None, date: str | None = None,
+             date_iso: str | None = None) -> Path:
     """A bag as the snapshot pipeline writes it (with a stand-in WARC)."""
     header = f"Title: {title}\n" + (f"Author: {author}\n" if author else "")
     text = (header + "\n" + body + "\n").encode("utf-8")
     metadata = {
-        "title": title, "subtitle": None, "author": author, "date": None, "source": None,
+        "title": title, "subtitle": None, "author": author, "date": date, "source": None,
         "url": url, "final_url": url, "retrieved": retrieved, "http_status": 200,
         "content_type": "text/html", "charset": "utf-8", "charset_source": "header",
         "etag": None, "last_modified": None, "redirects": [], "extractor": "generic",
@@ -41,6 +42,8 @@ def make_bag(root: Path, name: str, *, url: str, title: str, author: str | None,
         "text_sha256": hashlib.sha256(text).hexdigest(), "body_sha256": None,
         "attachments": [], "derived_from": derived_from,
     }
+    if date_iso is not None:  # bags written before date_iso existed have no such key
+        metadata["date_iso"] = date_iso
     payload = {"text.txt": text, "metadata.json": json.dumps(metadata).encode(),
                "capture.warc.gz": b"not a real warc"}
     info = [("External-Identifier", url), ("External-Description", title), ("Source-URL", url),
@@ -320,6 +323,31 @@ def test_cli_list_show_search_history_json(collection: Path) -> None:
     assert code == 0 and len(hits) == 1 and "**" in hits[0]["snippet"]
     code, out, _ = run("history", URL_A, *root, "--json")
     assert code == 0 and [e["kind"] for e in json.loads(out)["history"]] == ["capture", "unchanged", "capture"]
+
+
+def test_date_iso_is_a_column_that_list_show_search_expose(collection: Path) -> None:
+    """The page's date as displayed stays in ``date``; its ISO reading is its own column.
+    A catalogue of the previous schema (no such column) is rebuilt on first use."""
+    make_bag(collection, "dated-20261125T000000Z", url="https://example.org/dated", title="Dated essay",
+             author=None, body="An essay on calendars.", retrieved="2026-11-25T00:00:00Z",
+             date="March 11th, 2015", date_iso="2015-03-11")
+    open_catalog(collection).close()
+    conn = sqlite3.connect(catalog_path(collection))
+    conn.execute("ALTER TABLE bags DROP COLUMN date_iso")  # what a version-3 catalogue looks like
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    root = ["--root", str(collection)]
+    code, out, _ = run("show", "dated-20261125T000000Z", *root, "--json")
+    assert code == 0 and (json.loads(out)["date"], json.loads(out)["date_iso"]) == ("March 11th, 2015", "2015-03-11")
+    code, out, _ = run("list", *root, "--json")
+    by_name = {bag["name"]: bag["date_iso"] for bag in json.loads(out)["bags"]}
+    assert by_name["dated-20261125T000000Z"] == "2015-03-11" and by_name["tanks-20261101T100000Z"] is None
+    code, out, _ = run("search", "calendars", *root, "--json")
+    assert code == 0 and [hit["date_iso"] for hit in json.loads(out)["results"]] == ["2015-03-11"]
+    conn = sqlite3.connect(catalog_path(collection))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    conn.close()
 
 
 def test_cli_text_output(collection: Path) -> None:

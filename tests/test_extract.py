@@ -418,12 +418,105 @@ def test_discussion_pages_are_recognised_and_keep_every_post():
         assert post in body
 
 
+def test_forum_replies_marked_as_comments_are_posts():
+    # Vanilla-style thread: posts in class "Message", replies in "Comment"
+    # containers that trafilatura reads as comments; all four are the content.
+    from archiver.capture.extract import generic
+    html = fixture_page("forum-vanilla")
+    assert generic.is_discussion(parse_html(html))
+    paragraphs = extract_html(html).text.body.split("\n\n")
+    assert [paragraph.split()[0] for paragraph in paragraphs] == ["I", "Start", "Also", "Once"]
+    assert not any("Discussions" in paragraph or "Bikes" in paragraph for paragraph in paragraphs)
+
+
+def test_qa_page_keeps_the_question_and_every_answer_not_the_comments(shared_dir):
+    extraction = extract_html(fixture_page("qa-page"))
+    assert extraction.extractor == "qapage"
+    assert extraction.text.title == "Why does bread go stale faster in the fridge?"
+    assert extraction.text.body.split("\n\n") == [
+        "I moved my loaf into the fridge to keep it fresh for longer, but it went hard within two days.",
+        "Is the cold doing this, or is it something about my bread?",
+        "Staling is the starch crystallising again after baking, and it happens fastest at fridge temperatures,"
+        " just above freezing.",
+        "Keep bread at room temperature for a day or two, or freeze it in slices and toast them from frozen.",
+        "Warming stale bread in the oven for a few minutes reverses much of it, for a while."]
+    # without answers in the microdata the page is left to the other extractors
+    unanswered = fixture_page("qa-page").replace('itemtype="https://schema.org/Answer"', "")
+    assert extract_html(unanswered).extractor != "qapage"
+    # real StackExchange pages: the answers are kept
+    folder = shared_dir / "realpages" / "wcxb-other" / "5178"
+    html = gzip.decompress((folder / "page.html.gz").read_bytes()).decode("utf-8")
+    assert "tell is the main verb." in extract_html(html).text.body
+
+
 def test_forum_threads_keep_all_posts_on_real_pages(shared_dir):
     for case in ("wcxb-other/5044", "wcxb-other/5071"):
         folder = shared_dir / "realpages" / case
         expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))["body"]
         html = gzip.decompress((folder / "page.html.gz").read_bytes()).decode("utf-8")
         assert len(extract_html(html).text.body) >= 0.8 * len(expected), case
+
+
+REFRAIN = "We shall not be moved, just like a tree that's standing by the water, we shall not be moved."
+
+
+def test_a_paragraph_the_page_repeats_is_kept_as_often():
+    # trafilatura keeps one copy of a repeated paragraph; the page has three in
+    # the article (a share box between them) and one more in an aside.
+    body = extract_html(fixture_page("repeated-paragraphs")).text.body
+    assert body.split("\n\n").count(REFRAIN) == 3
+    assert body.startswith("Some songs are built") and body.endswith("while the refrain stayed.")
+
+
+def test_repeats_restored_only_within_one_container_and_only_long_ones():
+    from archiver.capture.extract.generic import restore_repeats
+    short = "Share this"
+    tree = parse_html(f"<html><body><div><p>{REFRAIN}</p></div><div><p>{REFRAIN}</p></div>"
+                      f"<div><p>{short}</p><p>{short}</p></div></body></html>")
+    assert restore_repeats([REFRAIN, short], tree) == [REFRAIN, short]
+    hidden = parse_html(f'<html><body><div><p>{REFRAIN}</p><p style="display: none">{REFRAIN}</p>'
+                        f'<p hidden>{REFRAIN}</p></div></body></html>')
+    assert restore_repeats([REFRAIN], hidden) == [REFRAIN]     # hidden copies are not the page's text
+
+
+def test_hidden_elements_are_never_generic_body_text():
+    body = extract_html(fixture_page("hidden-in-article")).text.body
+    assert body.startswith("From the first of December") and body.endswith("the book drop stays open.")
+    assert "notice" not in body
+
+
+def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():
+    # The article's wrapper has id="commentable-area": trafilatura, excluding
+    # comments, prunes it and bags the menu. A "comment section" holding the
+    # page's <h1> is the article; the real comments inside it stay out.
+    from archiver.capture.extract import generic
+    html = fixture_page("article-in-comment-wrapper")
+    tree = parse_html(html)
+    assert [element.get("id") for element in generic.comment_marked_wrappers(tree)] == ["commentable-area"]
+    body = extract_html(html).text.body
+    assert body.startswith("Every winter, when the boats") and body.endswith("in the society's collection.")
+    assert "Home page of the harbour society" not in body and "My grandmother" not in body
+    assert generic.unmark_article_wrappers(html, tree) != html
+    assert tree.find(".//div[@id='commentable-area']") is not None    # the parsed page is left as it was
+    plain = html.replace("<h1>Mending nets on the north shore</h1>", "")
+    assert generic.unmark_article_wrappers(plain, parse_html(plain)) is plain   # no headline: a comment section
+
+
+def test_a_teaser_stream_after_an_article_is_not_its_text(shared_dir):
+    from archiver.capture.extract import generic
+    html = fixture_page("teaser-stream")
+    tree = parse_html(html)
+    article = extract_html(html).text.body.split("\n\n")
+    teasers = [" ".join(p.text_content().split()) for p in tree.xpath("//ul[@class='stream']//p")]
+    assert len(article) == 7 and len(teasers) == 4
+    # the article's own list items (no linked headlines) stay; the summaries after it go
+    assert generic.drop_teaser_stream(article + teasers, tree) == article
+    assert generic.drop_teaser_stream(article + teasers[:2], tree) == article + teasers[:2]   # fewer than three
+    assert generic.drop_teaser_stream(teasers, tree) == teasers      # nothing else: not a stream after a text
+    # a real page (a news article followed by a stream of 20 summaries)
+    page = gzip.decompress((shared_dir / "realpages" / "readability" / "yahoo-3" / "page.html.gz").read_bytes())
+    body = extract_html(page.decode("utf-8")).text.body
+    assert "Hicks, whose husband is still on active duty" in body and "Alan Thicke" not in body
 
 
 def test_author_is_a_name_not_a_url_or_a_link_label():

@@ -27,7 +27,8 @@ MASS_XPATH = ("//body//text()[not(ancestor::script or ancestor::style or ancesto
 POST_CANDIDATES_XPATH = (
     '//body//*[starts-with(@id, "p") or starts-with(@id, "msg") or starts-with(@id, "message")'
     ' or starts-with(@id, "reply") or starts-with(@id, "P") or starts-with(@id, "M") or starts-with(@id, "R")'
-    ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")]')
+    ' or contains(@class, "post") or contains(@class, "Post") or contains(@class, "message")'
+    ' or contains(@class, "Message")]')
 DATE_PLACES_XPATH = "//body//*[" + " or ".join(
     f'contains(@{attribute}, "{word}")' for attribute in ("class", "itemprop", "data-testid")
     for word in ("date", "Date", "publish", "posted", "byline")) + "]"

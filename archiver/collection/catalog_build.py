@@ -32,7 +32,7 @@ from archiver.collection.root import META_DIR, is_bag_dir, list_bag_dirs
 from archiver.durable import TMP_PREFIX, fsync_dir, fsync_file
 from archiver.errors import StorageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: bags.date_iso (the text's date read as an ISO date, from metadata.json)
 CATALOG_NAME = "catalog.sqlite"
 # Title matches outrank author matches, which outrank matches in the body.
 RANK = "bm25(10.0, 5.0, 1.0)"
@@ -45,7 +45,7 @@ CREATE TABLE bags (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     url TEXT, final_url TEXT, title TEXT, subtitle TEXT, author TEXT,
-    date TEXT, source TEXT, retrieved TEXT, text_sha256 TEXT,
+    date TEXT, date_iso TEXT, source TEXT, retrieved TEXT, text_sha256 TEXT,
     payload_bytes INTEGER, payload_files INTEGER, derived_from TEXT,
     damaged TEXT  -- why the bag cannot be read as a capture; its text is then not indexed
 );
@@ -67,7 +67,7 @@ CREATE VIRTUAL TABLE bag_text USING fts5(
 INSERT INTO bag_text(bag_text, rank) VALUES ('rank', '{RANK}');
 """
 
-_BAG_COLUMNS = ("name", "url", "final_url", "title", "subtitle", "author", "date", "source",
+_BAG_COLUMNS = ("name", "url", "final_url", "title", "subtitle", "author", "date", "date_iso", "source",
                 "retrieved", "text_sha256", "payload_bytes", "payload_files", "derived_from", "damaged")
 
 
@@ -83,6 +83,7 @@ class BagRecord:
     subtitle: str | None = None
     author: str | None = None
     date: str | None = None
+    date_iso: str | None = None  # ``date`` read as an ISO 8601 date, when it reads as one
     source: str | None = None
     retrieved: str | None = None
     text_sha256: str | None = None
@@ -147,6 +148,7 @@ def _bag_record(name: str, read: Callable[[], CaptureRecord]) -> BagRecord:
         subtitle=_text_or_none(metadata.get("subtitle")),
         author=_text_or_none(metadata.get("author")),
         date=_text_or_none(metadata.get("date")),
+        date_iso=_text_or_none(metadata.get("date_iso")),
         source=_text_or_none(metadata.get("source")),
         retrieved=_text_or_none(metadata.get("retrieved")),
         text_sha256=_text_or_none(metadata.get("text_sha256")),

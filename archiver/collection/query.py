@@ -25,6 +25,7 @@ class SearchHit:
     retrieved: str | None
     score: float | None  # bm25, lower is better; None: one of too many matches to rank
     snippet: str
+    date_iso: str | None = None  # the text's date as an ISO 8601 date, when known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +96,7 @@ def fts_query(text: str) -> str:
 
 
 _HIT_COLUMNS = ("SELECT b.name, b.title, b.author, b.url, b.retrieved, {score}, "
-                f"snippet(bag_text, -1, '{SNIPPET_OPEN}', '{SNIPPET_CLOSE}', ' … ', 16) "
+                f"snippet(bag_text, -1, '{SNIPPET_OPEN}', '{SNIPPET_CLOSE}', ' … ', 16), b.date_iso "
                 "FROM bag_text f JOIN bags b ON b.id = f.rowid WHERE bag_text MATCH ? ")
 
 
@@ -110,7 +111,8 @@ def search_hits(conn: sqlite3.Connection, match: str, limit: int,
     catalogued; these have ``score`` None.
     """
     return [SearchHit(name=r[0], title=r[1], author=r[2], url=r[3], retrieved=r[4],
-                      score=r[5], snippet=r[6] or "") for r in _search_rows(conn, match, limit, rank_at_most)]
+                      score=r[5], snippet=r[6] or "", date_iso=r[7])
+            for r in _search_rows(conn, match, limit, rank_at_most)]
 
 
 def _search_rows(conn: sqlite3.Connection, match: str, limit: int, rank_at_most: int) -> list[tuple]:

@@ -1,7 +1,7 @@
 """Main text and header fields of a web page, as canonical text.
 
 A profile is chosen by the page's markup (not its host name), most specific
-first: amusewiki, Drupal, WordPress, JSON-LD/OpenGraph article markup; any
+first: amusewiki, schema.org Q&A microdata, Drupal, WordPress, JSON-LD/OpenGraph article markup; any
 page none of them reads falls back to the generic (trafilatura) extractor.
 Header values a profile does not find come from the page's metadata
 (JSON-LD, OpenGraph, <meta>, <title>). When the page has no source note of
@@ -19,20 +19,20 @@ from datetime import datetime, timezone
 
 from archiver.errors import ExtractionError
 from archiver.capture.text import CanonicalText, normalise_body, retrieval_source_note
-from archiver.capture.extract import amusewiki, drupal, generic, header, metadata, wordpress
+from archiver.capture.extract import amusewiki, drupal, generic, header, metadata, qapage, wordpress
 from archiver.capture.extract.htmltext import parse_html
 from archiver.capture.extract.parts import PageParts
 
 __all__ = ["Extraction", "extract_html", "PROFILES"]
 
 # Most specific markup first; metadata (JSON-LD/OpenGraph) is the broadest.
-PROFILES = (amusewiki, drupal, wordpress, metadata)
+PROFILES = (amusewiki, qapage, drupal, wordpress, metadata)
 
 
 @dataclass
 class Extraction:
     text: CanonicalText
-    extractor: str            # profile name: "amusewiki", "drupal", "wordpress", "jsonld", "generic"
+    extractor: str            # profile name: "amusewiki", "qapage", "drupal", "wordpress", "jsonld", "generic"
     extractor_version: str    # e.g. "archiver-amusewiki/1", "trafilatura/2.3.1+archiver/1"
     links: list[dict[str, str]] = field(default_factory=list)  # downloads offered: {"url", "kind"}
     date_iso: str | None = None  # the header's date read as an ISO 8601 date, when it reads as one

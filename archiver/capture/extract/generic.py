@@ -20,36 +20,58 @@ Tuning, each step measured on the article-extraction benchmark
    content, and on a page without article metadata (products, services,
    listings, documentation) there is no one article to single out: the
    balanced mode reads these straight away (precision mode keeps the first
-   post only, or one block of a product page), and recall mode when that
+   post only, or one block of a product page; on a discussion page the
+   replies trafilatura reads as comments follow the first post), and recall mode when that
    result too looks cut (step 3's signal); A discussion is marked by schema.org
    (``DiscussionForumPosting``, ``QAPage``, repeated ``Comment`` items) or
    by three or more repeated post containers (``id="post-123"``, class
-   ``message--post``, ``forum-post`` …);
+   ``message--post``, ``forum-post``, Vanilla's ``Message`` …);
 5. a first paragraph that repeats the page title is dropped: the title is in
-   the header already.
+   the header already;
+6. elements styled ``display:none`` or ``visibility:hidden`` are never body
+   text, in every mode (not the ``hidden`` attribute: see ``_HIDDEN_XPATH``);
+7. a paragraph the page repeats within one container is kept as often as the
+   page has it: trafilatura drops a repeated paragraph, the archive keeps the
+   source's words;
+8. a container marked as a comment section (``id="comment…"``, class
+   ``comment…``/``post-comments``, the markers trafilatura prunes when comments
+   are excluded) that holds the page's headline (``<h1>``) is the article's
+   wrapper, not a comment section: it is unmarked before extraction (the
+   comment sections inside it stay marked), else trafilatura loses the article
+   and bags the navigation;
+9. on an article page (step 2's branch) a teaser stream after the text is
+   dropped: trailing paragraphs that are the summaries in a list of three or
+   more items each with a linked headline (``drop_teaser_stream``). Listings
+   and discussions keep theirs: there the teasers are the content.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import trafilatura
+from lxml import html as lxml_html
 from lxml.etree import Element, _Element
 
-from archiver.capture.extract.htmltext import element_paragraphs, outer_bodies
+from archiver.capture.extract.htmltext import element_paragraphs, is_hidden, outer_bodies
 from archiver.capture.extract.metadata import has_article_metadata, page_metadata
 from archiver.capture.extract.parts import PageParts
 
 NAME = "generic"
 VERSION = f"trafilatura/{trafilatura.__version__}+archiver/1"
 
-PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True}
-BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False}
-# Recall mode reads what the others leave out, hidden elements too: those are pruned.
-RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": (
-    "//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
-    " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")}
+# Hidden elements are never body text (step 6), except a formula's MathML kept hidden for
+# assistive technology beside its image. The ``hidden`` attribute is not pruned: streaming
+# frameworks deliver the page's content in ``<div hidden>`` for scripts to move into place.
+_HIDDEN_XPATH = ("//*[(contains(translate(@style, ' ', ''), 'display:none')"
+                 " or contains(translate(@style, ' ', ''), 'visibility:hidden')) and not(.//math)]")
+PRECISION_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True, "prune_xpath": _HIDDEN_XPATH}
+BALANCED_OPTIONS: dict[str, Any] = {"include_comments": False, "prune_xpath": _HIDDEN_XPATH}
+RECALL_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_recall": True, "prune_xpath": _HIDDEN_XPATH}
+# On a discussion page the replies trafilatura reads as comments are posts: they follow the first.
+DISCUSSION_OPTIONS: dict[str, Any] = {"include_comments": True, "prune_xpath": _HIDDEN_XPATH}
 # Below this many characters, or this share of the page's text mass, a
 # precision-mode result is suspect (step 3) …
 SHORT_RESULT_CHARS = 400
@@ -65,12 +87,51 @@ _WORDS = re.compile(r"\w+")
 _DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
 _POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
 _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
-                         r"|discussion-post|thread-post|reply-post)$", re.IGNORECASE)
+                         r"|discussion-post|thread-post|reply-post|message)$", re.IGNORECASE)
 # Elements that may be post containers (then matched against _POST_ID and _POST_CLASS):
 # an id starting with one of these, or a class attribute containing one of these.
 _POST_CANDIDATE_IDS = ("p", "msg", "message", "reply", "P", "M", "R")
-_POST_CANDIDATE_CLASSES = re.compile("post|Post|message")
+_POST_CANDIDATE_CLASSES = re.compile("post|Post|message|Message")
 MIN_REPEATED_POSTS = 3
+# Step 7: only paragraphs longer than this are restored (trafilatura keeps shorter repeats).
+MIN_RESTORED_REPEAT = 50
+_HEAD_WORDS = 5
+# Step 9: a teaser stream is at least this many list items with a linked headline of this many words.
+MIN_TEASERS = 3
+MIN_HEADLINE_WORDS = 3
+
+
+# Step 8: trafilatura's comment-section markers (its REMOVE_COMMENTS_XPATH), on the elements it prunes.
+_COMMENT_ID = re.compile(r"^(?:[Cc]omment(?!ary)|comol|disqus_thread|dsq-comments)")
+_COMMENT_CLASS = re.compile(r"^[Cc]omment(?!ary)|(?:article|post)-comments")
+_COMMENT_CANDIDATES = ("//body//*[(self::div or self::section or self::ul or self::ol or self::details)"
+                       " and (contains(@id, 'omment') or contains(@class, 'omment') or starts-with(@id, 'comol')"
+                       " or starts-with(@id, 'dsq') or starts-with(@id, 'disqus'))][.//h1]")
+
+
+def comment_marked_wrappers(tree: _Element) -> list[_Element]:
+    """Elements marked as comment sections that hold the page's headline (step 8)."""
+    return [element for element in tree.xpath(_COMMENT_CANDIDATES)
+            if _COMMENT_ID.search(element.get("id") or "") or _COMMENT_CLASS.search(element.get("class") or "")]
+
+
+def unmark_article_wrappers(html: str, tree: _Element) -> str:
+    """``html`` with step 8's wrappers unmarked; ``html`` itself (no copy made) when there are none.
+    ``tree`` is left as it was."""
+    wrappers = comment_marked_wrappers(tree)
+    if not wrappers:
+        return html
+    saved = [(element, element.get("id"), element.get("class")) for element in wrappers]
+    for element, _id, _class in saved:
+        element.attrib.pop("id", None)
+        element.attrib.pop("class", None)
+    try:
+        return lxml_html.tostring(tree, encoding="unicode")
+    finally:
+        for element, old_id, old_class in saved:
+            for name, value in (("id", old_id), ("class", old_class)):
+                if value is not None:
+                    element.set(name, value)
 
 
 def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
@@ -86,7 +147,11 @@ def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
         parent = code.getparent()
         if parent is not None and parent.tag in ("body", "doc", "quote") and "\n" in (code.text or ""):
             code.tag = "pre"
-    return element_paragraphs(body)
+    paragraphs = element_paragraphs(body)
+    comments = getattr(document, "commentsbody", None) if options.get("include_comments") else None
+    if comments is not None:
+        paragraphs += element_paragraphs(comments)   # a discussion's replies (step 4)
+    return paragraphs
 
 
 def _length(paragraphs: list[str]) -> int:
@@ -166,11 +231,74 @@ def _looks_cut(found: int, tree: _Element | None) -> bool:
 def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
     ``tree`` is the parsed page, to measure its main-text mass."""
-    if tree is not None and (is_discussion(tree) or not has_article_metadata(tree)):
+    if tree is not None:
+        html = unmark_article_wrappers(html, tree)
+    if tree is not None and is_discussion(tree):
+        paragraphs = _unless_cut(html, tree, DISCUSSION_OPTIONS, RECALL_OPTIONS)
+    elif tree is not None and not has_article_metadata(tree):
         paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
     else:
         paragraphs = _unless_cut(html, tree, PRECISION_OPTIONS, BALANCED_OPTIONS)
+        if tree is not None:   # an article: a list of teasers after it is not its text
+            paragraphs = drop_teaser_stream(paragraphs, tree)
+    if tree is not None:
+        paragraphs = restore_repeats(paragraphs, tree)
     return drop_repeated_title(paragraphs, title)
+
+
+def _is_teaser(item: _Element) -> bool:
+    """A list item holding a linked headline (a link of three words or more) and its summary."""
+    return any(len((link.text_content() or "").split()) >= MIN_HEADLINE_WORDS for link in item.iter("a"))
+
+
+def drop_teaser_stream(paragraphs: list[str], tree: _Element) -> list[str]:
+    """Without the teaser stream after the text (step 9): trailing paragraphs that are
+    the summaries in a list of at least MIN_TEASERS linked-headline items."""
+    summaries: dict[str, _Element] = {}
+    for paragraph in tree.xpath("//li//p"):
+        summaries.setdefault(" ".join(paragraph.text_content().split()), paragraph)
+    if len(summaries) < MIN_TEASERS:
+        return paragraphs
+    end = len(paragraphs)
+    while end > 0:
+        element = summaries.get(" ".join(paragraphs[end - 1].split()))
+        item = next((node for node in element.iterancestors("li")), None) if element is not None else None
+        if item is None or not _is_teaser(item):
+            break
+        listing = item.getparent()
+        if listing is None or sum(_is_teaser(other) for other in listing.iterchildren("li")) < MIN_TEASERS:
+            break
+        end -= 1
+    if len(paragraphs) - end < MIN_TEASERS or end == 0:
+        return paragraphs
+    return paragraphs[:end]
+
+
+def restore_repeats(paragraphs: list[str], tree: _Element) -> list[str]:
+    """``paragraphs`` with each long paragraph as many times as the page repeats it
+    in one visible container (step 7): a copy trafilatura dropped follows the one it kept."""
+    found = Counter(" ".join(paragraph.split()) for paragraph in paragraphs)
+    heads = {" ".join(key.split()[:_HEAD_WORDS]) for key in found if len(key) > MIN_RESTORED_REPEAT}
+    if not heads:
+        return paragraphs
+    copies: Counter = Counter()
+    for element in tree.iter("p", "div", "blockquote", "pre"):
+        # Only elements whose own text opens like a candidate are read in full.
+        if " ".join((element.text or "").split()[:_HEAD_WORDS]) in heads:
+            key = " ".join(element.text_content().split())
+            if key in found and not any(is_hidden(node) for node in (element, *element.iterancestors())):
+                copies[key, element.getparent()] += 1
+    on_page: Counter = Counter()
+    for (key, _parent), count in copies.items():
+        on_page[key] = max(on_page[key], count)
+    result: list[str] = []
+    for index, paragraph in enumerate(paragraphs):
+        result.append(paragraph)
+        key = " ".join(paragraph.split())
+        missing = on_page[key] - found[key]
+        if missing > 0 and all(" ".join(later.split()) != key for later in paragraphs[index + 1:]):
+            result.extend([paragraph] * missing)
+    return result
 
 
 def _unless_cut(html: str, tree: _Element | None, first: dict[str, Any], looser: dict[str, Any]) -> list[str]:
