@@ -7,6 +7,7 @@ SeaweedFS; concurrent writers are separate processes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -95,6 +96,8 @@ def test_snapshot_into_an_s3_root_publishes_bag_then_marker_and_one_object_per_e
     # the marker lists exactly the bag's objects, with their sizes, and the capture's metadata
     assert marker["files"] == {k[len(name) + 1:]: size for k, size in listed.items() if k.startswith(name + "/")}
     assert marker["metadata"]["url"] == page.resolve().as_uri() and marker["bag"] == name
+    tagmanifest = body(client, bucket, f"library/texts/{name}/tagmanifest-sha512.txt")
+    assert marker["tagmanifest_sha512"] == hashlib.sha512(tagmanifest).hexdigest()
     assert f".archiver/claims/{name}" in listed
     assert verify_bag(S3Bag(client, bucket, f"library/texts/{name}")).valid
     [event] = event_objects(client, bucket, "library/texts/")

@@ -217,7 +217,7 @@ class S3CollectionWriter:
         tagmanifest = "tagmanifest-sha512.txt"
         record = {"bag": name, "completed": iso(utc_now()),
                   "payload_oxum": f"{oxum[0]}.{oxum[1]}" if oxum else None,
-                  "tagmanifest_sha512": _sha256(folder / tagmanifest) if tagmanifest in files else None,
+                  "tagmanifest_sha512": _digest(folder / tagmanifest, "sha512") if tagmanifest in files else None,
                   "files": files, "metadata": metadata if isinstance(metadata, dict) else None}
         return (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
@@ -373,7 +373,11 @@ def _extend_events_cache(path: Path | None, new: dict[str, bytes]) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _digest(path, "sha256")
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
