@@ -347,10 +347,19 @@ def check_no_half_bag(client, bucket: str, prefix: str, when: str) -> int:
 
 @pytest.mark.slow
 def test_sync_into_an_s3_root_knows_its_prior_captures(s3_server, cache, tmp_path):
+    sync_into_s3(s3_server.endpoint_url, s3_server.new_bucket(), tmp_path)
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.slow
+def test_sync_into_an_s3_root_on_seaweedfs(seaweedfs, cache, tmp_path):
+    sync_into_s3(seaweedfs, "archiver-mirror", tmp_path)
+
+
+def sync_into_s3(endpoint: str, bucket: str, tmp_path: Path) -> None:
     from sites import WordPressSite
 
-    bucket = s3_server.new_bucket()
-    client = s3_server.client()
+    client = make_client(endpoint)
     url = f"s3://{bucket}/wp"
     site = WordPressSite(posts=4)
     try:
@@ -359,7 +368,7 @@ def test_sync_into_an_s3_root_knows_its_prior_captures(s3_server, cache, tmp_pat
 
         def run() -> dict:
             result = CliRunner().invoke(app, ["sync", str(path), "--root", url, "--endpoint-url",
-                                              s3_server.endpoint_url, "--delay", "0", "--retries", "0", "--json"])
+                                              endpoint, "--delay", "0", "--retries", "0", "--json"])
             assert result.exit_code == 0, result.output
             return json.loads(result.stdout)
 
