@@ -45,8 +45,8 @@ def _check_local_path(value: PurePath, param: Any, ctx: Any) -> None:
         scheme = match.group(1).lower()
         if scheme == "s3" and getattr(param, "name", None) == "root":
             raise typer.BadParameter("S3 roots are not supported yet by this verb: --root takes a local "
-                                     "directory here (list, show, search, history, audit, catalog rebuild, "
-                                     "verify, mirror and repair read s3:// collections)", ctx=ctx, param=param)
+                                     "directory here (snapshot and sync write s3:// collections; list, show, "
+                                     "search, history, audit, catalog rebuild, verify, mirror and repair read them)", ctx=ctx, param=param)
         raise typer.BadParameter(f"{scheme}:// locations are not supported here: {name} takes a "
                                  "local path", ctx=ctx, param=param)
     if "\0" in text:
