@@ -485,6 +485,22 @@ def test_hidden_elements_are_never_generic_body_text():
     assert "notice" not in body
 
 
+def test_a_script_rendered_formula_is_read_from_its_mathml():
+    # MathJax draws glyphs with CSS into custom elements that hold no text; the
+    # formula's MathML copy is its only text. trafilatura drops <math>: without
+    # the rule the formulas vanish. A formula hidden beside its image stays out.
+    from archiver.capture.extract import generic
+    html = fixture_page("script-rendered-formulas")
+    body = extract_html(html).text.body
+    assert "a ≠ 0, the keeper's curve is h = a t 2 + c and the table gives" in body
+    assert "The water rises by 3 k centimetres in the first hour" in body
+    assert "q = w" not in body and "a hidden copy: which the society" in body
+    tree = parse_html(html)
+    assert len(generic.visible_formulas(tree)) == 3
+    assert generic.formulas_as_text(tree) and tree.find(".//mjx-container") is None
+    assert not generic.formulas_as_text(parse_html("<p>No formula here at all.</p>"))
+
+
 def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():
     # The article's wrapper has id="commentable-area": trafilatura, excluding
     # comments, prunes it and bags the menu. A "comment section" holding the

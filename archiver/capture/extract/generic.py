@@ -42,7 +42,12 @@ Tuning, each step measured on the article-extraction benchmark
 9. on an article page (step 2's branch) a teaser stream after the text is
    dropped: trailing paragraphs that are the summaries in a list of three or
    more items each with a linked headline (``drop_teaser_stream``). Listings
-   and discussions keep theirs: there the teasers are the content.
+   and discussions keep theirs: there the teasers are the content;
+10. a formula is text: a visible MathML ``<math>`` element (one a script such as
+   MathJax renders into glyph-only custom elements, whose MathML copy is the
+   formula's only text) is read as its tokens, space-separated, in place of its
+   rendering container; trafilatura drops ``<math>``. A hidden one (Wikipedia's
+   ``display:none`` MathML beside the formula's image) stays out (step 6).
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ _NOT_MASS_TAGS = frozenset({"script", "style", "noscript", "a", "nav", "header",
                             "form", "select", "button"})
 
 _WORDS = re.compile(r"\w+")
+_CLOSING_PUNCTUATION = frozenset(",.;:!?)]")
 _DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
 _POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
 _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
@@ -132,6 +138,34 @@ def unmark_article_wrappers(html: str, tree: _Element) -> str:
             for name, value in (("id", old_id), ("class", old_class)):
                 if value is not None:
                     element.set(name, value)
+
+
+def visible_formulas(tree: _Element) -> list[_Element]:
+    """The page's visible MathML ``<math>`` elements (step 10)."""
+    return [math for math in tree.iter("math", "{http://www.w3.org/1998/Math/MathML}math")
+            if not any(is_hidden(node) for node in (math, *math.iterancestors()))]
+
+
+def formulas_as_text(tree: _Element) -> bool:
+    """Each visible formula replaced, in ``tree``, by a ``<span>`` of its tokens (step 10):
+    the ``<math>`` element itself, or the outermost of the custom elements (``mjx-container``
+    …) directly around it, which hold its rendering. False when the page has none."""
+    formulas = visible_formulas(tree)
+    for math in formulas:
+        target = math
+        for ancestor in math.iterancestors():
+            if "-" not in ancestor.tag:
+                break
+            target = ancestor
+        parent = target.getparent()
+        if parent is None:
+            continue
+        span = tree.makeelement("span", {})
+        span.text = " " + " ".join(token.strip() for token in math.itertext() if token.strip())
+        tail = target.tail or ""
+        span.tail = tail if tail[:1] in _CLOSING_PUNCTUATION else " " + tail
+        parent.replace(target, span)
+    return bool(formulas)
 
 
 def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
@@ -230,9 +264,12 @@ def _looks_cut(found: int, tree: _Element | None) -> bool:
 
 def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
-    ``tree`` is the parsed page, to measure its main-text mass."""
+    ``tree`` is the parsed page, to measure its main-text mass; its formulas become text (step 10)."""
     if tree is not None:
-        html = unmark_article_wrappers(html, tree)
+        with_formulas = formulas_as_text(tree)
+        unmarked = unmark_article_wrappers(html, tree)
+        if unmarked is not html or with_formulas:
+            html = unmarked if unmarked is not html else lxml_html.tostring(tree, encoding="unicode")
     if tree is not None and is_discussion(tree):
         paragraphs = _unless_cut(html, tree, DISCUSSION_OPTIONS, RECALL_OPTIONS)
     elif tree is not None and not has_article_metadata(tree):
