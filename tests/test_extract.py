@@ -501,6 +501,23 @@ def test_a_script_rendered_formula_is_read_from_its_mathml():
     assert not generic.formulas_as_text(parse_html("<p>No formula here at all.</p>"))
 
 
+def test_a_numbered_slideshow_in_an_article_is_not_its_text():
+    # A photo gallery of unrelated captions sits in the article column, item k
+    # opening with the counter "k/4": trafilatura keeps it. A numbered list whose
+    # items do not count k/N (the ordered list of steps) stays.
+    from archiver.capture.extract import generic
+    html = fixture_page("numbered-slideshow")
+    body = extract_html(html).text.body
+    assert body.startswith("From the first of April") and "the company said." in body
+    assert "Markets close early" not in body and "/4" not in body
+    assert body.endswith("Ask at the office for the school boat's return times.")
+    slideshows = generic.numbered_slideshows(parse_html(html))
+    assert [element.get("class") for element in slideshows] == ["legends"]
+    miscounted = html.replace('<span class="counter">4/4</span>', '<span class="counter">4/5</span>')
+    assert generic.numbered_slideshows(parse_html(miscounted)) == []
+    assert "Markets close early" in extract_html(miscounted).text.body
+
+
 def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():
     # The article's wrapper has id="commentable-area": trafilatura, excluding
     # comments, prunes it and bags the menu. A "comment section" holding the

@@ -47,7 +47,11 @@ Tuning, each step measured on the article-extraction benchmark
    MathJax renders into glyph-only custom elements, whose MathML copy is the
    formula's only text) is read as its tokens, space-separated, in place of its
    rendering container; trafilatura drops ``<math>``. A hidden one (Wikipedia's
-   ``display:none`` MathML beside the formula's image) stays out (step 6).
+   ``display:none`` MathML beside the formula's image) stays out (step 6);
+11. on an article page a numbered slideshow is not the text: a list of three or
+   more items in which item k opens with the counter "k/N", N the number of
+   items (a photo gallery's captions, often unrelated to the article around
+   them), is removed before extraction.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ import trafilatura
 from lxml import html as lxml_html
 from lxml.etree import Element, _Element
 
-from archiver.capture.extract.htmltext import element_paragraphs, is_hidden, outer_bodies
+from archiver.capture.extract.htmltext import element_paragraphs, is_hidden, outer_bodies, remove_keeping_tail
 from archiver.capture.extract.metadata import has_article_metadata, page_metadata
 from archiver.capture.extract.parts import PageParts
 
@@ -90,6 +94,7 @@ _NOT_MASS_TAGS = frozenset({"script", "style", "noscript", "a", "nav", "header",
 
 _WORDS = re.compile(r"\w+")
 _CLOSING_PUNCTUATION = frozenset(",.;:!?)]")
+_COUNTER = re.compile(r"\s*(\d+)\s*/\s*(\d+)")
 _DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
 _POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
 _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
@@ -264,15 +269,21 @@ def _looks_cut(found: int, tree: _Element | None) -> bool:
 
 def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
-    ``tree`` is the parsed page, to measure its main-text mass; its formulas become text (step 10)."""
+    ``tree`` is the parsed page, to measure its main-text mass; its formulas become text
+    (step 10) and, on an article page, its numbered slideshows are removed (step 11)."""
+    kind = "article"
     if tree is not None:
-        with_formulas = formulas_as_text(tree)
+        kind = ("discussion" if is_discussion(tree) else "article" if has_article_metadata(tree)
+                else "listing")
+        changed = formulas_as_text(tree)
+        if kind == "article":
+            changed = drop_slideshows(tree) or changed
         unmarked = unmark_article_wrappers(html, tree)
-        if unmarked is not html or with_formulas:
+        if unmarked is not html or changed:
             html = unmarked if unmarked is not html else lxml_html.tostring(tree, encoding="unicode")
-    if tree is not None and is_discussion(tree):
+    if kind == "discussion":
         paragraphs = _unless_cut(html, tree, DISCUSSION_OPTIONS, RECALL_OPTIONS)
-    elif tree is not None and not has_article_metadata(tree):
+    elif kind == "listing":
         paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
     else:
         paragraphs = _unless_cut(html, tree, PRECISION_OPTIONS, BALANCED_OPTIONS)
@@ -281,6 +292,30 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
     if tree is not None:
         paragraphs = restore_repeats(paragraphs, tree)
     return drop_repeated_title(paragraphs, title)
+
+
+def numbered_slideshows(tree: _Element) -> list[_Element]:
+    """Lists of MIN_TEASERS or more items in which item k opens with the counter "k/N",
+    N the number of items: a slideshow's captions (step 11)."""
+    found: list[_Element] = []
+    for first in tree.xpath("//body//li[1][starts-with(normalize-space(.), '1/')]"):
+        listing = first.getparent()
+        items = list(listing.iterchildren("li")) if listing is not None else []
+        if len(items) < MIN_TEASERS or listing in found:
+            continue
+        counters = [_COUNTER.match(item.text_content()) for item in items]
+        if all(match is not None and int(match[1]) == number and int(match[2]) == len(items)
+               for number, match in enumerate(counters, start=1)):
+            found.append(listing)
+    return found
+
+
+def drop_slideshows(tree: _Element) -> bool:
+    """``tree`` without its numbered slideshows (step 11); False when it has none."""
+    slideshows = numbered_slideshows(tree)
+    for listing in slideshows:
+        remove_keeping_tail(listing)
+    return bool(slideshows)
 
 
 def _is_teaser(item: _Element) -> bool:
