@@ -518,6 +518,22 @@ def test_a_numbered_slideshow_in_an_article_is_not_its_text():
     assert "Markets close early" in extract_html(miscounted).text.body
 
 
+def test_the_one_headlined_article_beside_a_stream_is_read_not_the_stream():
+    # No article metadata (og:type website), a long stream of teasers, and one
+    # <article> holding the <h1>: without the rule the stream is bagged.
+    from archiver.capture.extract import generic
+    html = fixture_page("article-beside-stream")
+    body = extract_html(html).text.body
+    assert body.startswith("The ferry timetable changes in spring")
+    assert body.endswith("the company said on Friday.")
+    assert "lighthouse" not in body and "Saturday edition" not in body
+    assert generic.sole_headlined_article(parse_html(html)) is not None
+    two = html.replace("<footer>", "<article><h2>Letters</h2><p>A letter.</p></article><footer>")
+    assert generic.sole_headlined_article(parse_html(two)) is None   # two articles: no one story
+    plain = html.replace("<h1>The ferry timetable changes in spring</h1>", "")
+    assert generic.sole_headlined_article(parse_html(plain)) is None
+
+
 def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():
     # The article's wrapper has id="commentable-area": trafilatura, excluding
     # comments, prunes it and bags the menu. A "comment section" holding the

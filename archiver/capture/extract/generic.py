@@ -51,7 +51,11 @@ Tuning, each step measured on the article-extraction benchmark
 11. on an article page a numbered slideshow is not the text: a list of three or
    more items in which item k opens with the counter "k/N", N the number of
    items (a photo gallery's captions, often unrelated to the article around
-   them), is removed before extraction.
+   them), is removed before extraction;
+12. on a page without article metadata (step 4's balanced branch) whose one
+   ``<article>`` element holds the page's ``<h1>``, that element is read, not
+   the page: a news front page with one story open beside its stream of teasers
+   (trafilatura's fallback otherwise prefers the longer stream).
 """
 
 from __future__ import annotations
@@ -281,6 +285,9 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
         unmarked = unmark_article_wrappers(html, tree)
         if unmarked is not html or changed:
             html = unmarked if unmarked is not html else lxml_html.tostring(tree, encoding="unicode")
+    article = sole_headlined_article(tree) if kind == "listing" and tree is not None else None
+    if article is not None:
+        html = "<html><body>" + lxml_html.tostring(article, encoding="unicode") + "</body></html>"
     if kind == "discussion":
         paragraphs = _unless_cut(html, tree, DISCUSSION_OPTIONS, RECALL_OPTIONS)
     elif kind == "listing":
@@ -292,6 +299,14 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
     if tree is not None:
         paragraphs = restore_repeats(paragraphs, tree)
     return drop_repeated_title(paragraphs, title)
+
+
+def sole_headlined_article(tree: _Element) -> _Element | None:
+    """The page's one ``<article>`` element when it holds the page's headline (step 12)."""
+    articles = tree.xpath("//body//article")
+    if len(articles) == 1 and articles[0].find(".//h1") is not None:
+        return articles[0]
+    return None
 
 
 def numbered_slideshows(tree: _Element) -> list[_Element]:
