@@ -532,6 +532,8 @@ def test_the_one_headlined_article_beside_a_stream_is_read_not_the_stream():
     assert generic.sole_headlined_article(parse_html(two)) is None   # two articles: no one story
     plain = html.replace("<h1>The ferry timetable changes in spring</h1>", "")
     assert generic.sole_headlined_article(parse_html(plain)) is None
+    alone = html[:html.index('<div class="stream">')] + html[html.index("</ul></div>") + len("</ul></div>"):]
+    assert generic.sole_headlined_article(parse_html(alone)) is None   # most of the page: read it all
 
 
 def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():

@@ -53,7 +53,7 @@ Tuning, each step measured on the article-extraction benchmark
    items (a photo gallery's captions, often unrelated to the article around
    them), is removed before extraction;
 12. on a page without article metadata (step 4's balanced branch) whose one
-   ``<article>`` element holds the page's ``<h1>``, that element is read, not
+   ``<article>`` element holds the page's ``<h1>`` and less than half its text, that element is read, not
    the page: a news front page with one story open beside its stream of teasers
    (trafilatura's fallback otherwise prefers the longer stream).
 """
@@ -302,9 +302,12 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
 
 
 def sole_headlined_article(tree: _Element) -> _Element | None:
-    """The page's one ``<article>`` element when it holds the page's headline (step 12)."""
+    """The page's one ``<article>`` element when it holds the page's headline and less than
+    half the page's text (the rest is a stream beside it, not text the article lost) (step 12)."""
     articles = tree.xpath("//body//article")
-    if len(articles) == 1 and articles[0].find(".//h1") is not None:
+    body = tree.find("body")
+    if len(articles) == 1 and articles[0].find(".//h1") is not None and body is not None \
+            and 2 * len(articles[0].text_content()) < len(body.text_content()):
         return articles[0]
     return None
 
