@@ -485,6 +485,57 @@ def test_hidden_elements_are_never_generic_body_text():
     assert "notice" not in body
 
 
+def test_a_script_rendered_formula_is_read_from_its_mathml():
+    # MathJax draws glyphs with CSS into custom elements that hold no text; the
+    # formula's MathML copy is its only text. trafilatura drops <math>: without
+    # the rule the formulas vanish. A formula hidden beside its image stays out.
+    from archiver.capture.extract import generic
+    html = fixture_page("script-rendered-formulas")
+    body = extract_html(html).text.body
+    assert "a ≠ 0, the keeper's curve is h = a t 2 + c and the table gives" in body
+    assert "The water rises by 3 k centimetres in the first hour" in body
+    assert "q = w" not in body and "a hidden copy: which the society" in body
+    tree = parse_html(html)
+    assert len(generic.visible_formulas(tree)) == 3
+    assert generic.formulas_as_text(tree) and tree.find(".//mjx-container") is None
+    assert not generic.formulas_as_text(parse_html("<p>No formula here at all.</p>"))
+
+
+def test_a_numbered_slideshow_in_an_article_is_not_its_text():
+    # A photo gallery of unrelated captions sits in the article column, item k
+    # opening with the counter "k/4": trafilatura keeps it. A numbered list whose
+    # items do not count k/N (the ordered list of steps) stays.
+    from archiver.capture.extract import generic
+    html = fixture_page("numbered-slideshow")
+    body = extract_html(html).text.body
+    assert body.startswith("From the first of April") and "the company said." in body
+    assert "Markets close early" not in body and "/4" not in body
+    assert body.endswith("Ask at the office for the school boat's return times.")
+    slideshows = generic.numbered_slideshows(parse_html(html))
+    assert [element.get("class") for element in slideshows] == ["legends"]
+    miscounted = html.replace('<span class="counter">4/4</span>', '<span class="counter">4/5</span>')
+    assert generic.numbered_slideshows(parse_html(miscounted)) == []
+    assert "Markets close early" in extract_html(miscounted).text.body
+
+
+def test_the_one_headlined_article_beside_a_stream_is_read_not_the_stream():
+    # No article metadata (og:type website), a long stream of teasers, and one
+    # <article> holding the <h1>: without the rule the stream is bagged.
+    from archiver.capture.extract import generic
+    html = fixture_page("article-beside-stream")
+    body = extract_html(html).text.body
+    assert body.startswith("The ferry timetable changes in spring")
+    assert body.endswith("the company said on Friday.")
+    assert "lighthouse" not in body and "Saturday edition" not in body
+    assert generic.sole_headlined_article(parse_html(html)) is not None
+    two = html.replace("<footer>", "<article><h2>Letters</h2><p>A letter.</p></article><footer>")
+    assert generic.sole_headlined_article(parse_html(two)) is None   # two articles: no one story
+    plain = html.replace("<h1>The ferry timetable changes in spring</h1>", "")
+    assert generic.sole_headlined_article(parse_html(plain)) is None
+    alone = html[:html.index('<div class="stream">')] + html[html.index("</ul></div>") + len("</ul></div>"):]
+    assert generic.sole_headlined_article(parse_html(alone)) is None   # most of the page: read it all
+
+
 def test_article_in_a_comment_marked_wrapper_is_read_not_the_navigation():
     # The article's wrapper has id="commentable-area": trafilatura, excluding
     # comments, prunes it and bags the menu. A "comment section" holding the

@@ -42,7 +42,20 @@ Tuning, each step measured on the article-extraction benchmark
 9. on an article page (step 2's branch) a teaser stream after the text is
    dropped: trailing paragraphs that are the summaries in a list of three or
    more items each with a linked headline (``drop_teaser_stream``). Listings
-   and discussions keep theirs: there the teasers are the content.
+   and discussions keep theirs: there the teasers are the content;
+10. a formula is text: a visible MathML ``<math>`` element (one a script such as
+   MathJax renders into glyph-only custom elements, whose MathML copy is the
+   formula's only text) is read as its tokens, space-separated, in place of its
+   rendering container; trafilatura drops ``<math>``. A hidden one (Wikipedia's
+   ``display:none`` MathML beside the formula's image) stays out (step 6);
+11. on an article page a numbered slideshow is not the text: a list of three or
+   more items in which item k opens with the counter "k/N", N the number of
+   items (a photo gallery's captions, often unrelated to the article around
+   them), is removed before extraction;
+12. on a page without article metadata (step 4's balanced branch) whose one
+   ``<article>`` element holds the page's ``<h1>`` and less than half its text, that element is read, not
+   the page: a news front page with one story open beside its stream of teasers
+   (trafilatura's fallback otherwise prefers the longer stream).
 """
 
 from __future__ import annotations
@@ -55,7 +68,7 @@ import trafilatura
 from lxml import html as lxml_html
 from lxml.etree import Element, _Element
 
-from archiver.capture.extract.htmltext import element_paragraphs, is_hidden, outer_bodies
+from archiver.capture.extract.htmltext import element_paragraphs, is_hidden, outer_bodies, remove_keeping_tail
 from archiver.capture.extract.metadata import has_article_metadata, page_metadata
 from archiver.capture.extract.parts import PageParts
 
@@ -84,6 +97,8 @@ _NOT_MASS_TAGS = frozenset({"script", "style", "noscript", "a", "nav", "header",
                             "form", "select", "button"})
 
 _WORDS = re.compile(r"\w+")
+_CLOSING_PUNCTUATION = frozenset(",.;:!?)]")
+_COUNTER = re.compile(r"\s*(\d+)\s*/\s*(\d+)")
 _DISCUSSION_TYPES = re.compile(r"DiscussionForumPosting|QAPage")
 _POST_ID = re.compile(r"^(?:post|p|msg|message|reply)[-_]?\d+$", re.IGNORECASE)
 _POST_CLASS = re.compile(r"^(?:message--post|forum-post|topic-post|post-message|postbody|forumpost|post-container"
@@ -132,6 +147,34 @@ def unmark_article_wrappers(html: str, tree: _Element) -> str:
             for name, value in (("id", old_id), ("class", old_class)):
                 if value is not None:
                     element.set(name, value)
+
+
+def visible_formulas(tree: _Element) -> list[_Element]:
+    """The page's visible MathML ``<math>`` elements (step 10)."""
+    return [math for math in tree.iter("math", "{http://www.w3.org/1998/Math/MathML}math")
+            if not any(is_hidden(node) for node in (math, *math.iterancestors()))]
+
+
+def formulas_as_text(tree: _Element) -> bool:
+    """Each visible formula replaced, in ``tree``, by a ``<span>`` of its tokens (step 10):
+    the ``<math>`` element itself, or the outermost of the custom elements (``mjx-container``
+    …) directly around it, which hold its rendering. False when the page has none."""
+    formulas = visible_formulas(tree)
+    for math in formulas:
+        target = math
+        for ancestor in math.iterancestors():
+            if "-" not in ancestor.tag:
+                break
+            target = ancestor
+        parent = target.getparent()
+        if parent is None:
+            continue
+        span = tree.makeelement("span", {})
+        span.text = " " + " ".join(token.strip() for token in math.itertext() if token.strip())
+        tail = target.tail or ""
+        span.tail = tail if tail[:1] in _CLOSING_PUNCTUATION else " " + tail
+        parent.replace(target, span)
+    return bool(formulas)
 
 
 def _trafilatura_paragraphs(html: str, options: dict[str, Any]) -> list[str]:
@@ -230,12 +273,24 @@ def _looks_cut(found: int, tree: _Element | None) -> bool:
 
 def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | None = None) -> list[str]:
     """The main text's paragraphs (steps 1–4 above); [] when none is found.
-    ``tree`` is the parsed page, to measure its main-text mass."""
+    ``tree`` is the parsed page, to measure its main-text mass; its formulas become text
+    (step 10) and, on an article page, its numbered slideshows are removed (step 11)."""
+    kind = "article"
     if tree is not None:
-        html = unmark_article_wrappers(html, tree)
-    if tree is not None and is_discussion(tree):
+        kind = ("discussion" if is_discussion(tree) else "article" if has_article_metadata(tree)
+                else "listing")
+        changed = formulas_as_text(tree)
+        if kind == "article":
+            changed = drop_slideshows(tree) or changed
+        unmarked = unmark_article_wrappers(html, tree)
+        if unmarked is not html or changed:
+            html = unmarked if unmarked is not html else lxml_html.tostring(tree, encoding="unicode")
+    article = sole_headlined_article(tree) if kind == "listing" and tree is not None else None
+    if article is not None:
+        html = "<html><body>" + lxml_html.tostring(article, encoding="unicode") + "</body></html>"
+    if kind == "discussion":
         paragraphs = _unless_cut(html, tree, DISCUSSION_OPTIONS, RECALL_OPTIONS)
-    elif tree is not None and not has_article_metadata(tree):
+    elif kind == "listing":
         paragraphs = _unless_cut(html, tree, BALANCED_OPTIONS, RECALL_OPTIONS)
     else:
         paragraphs = _unless_cut(html, tree, PRECISION_OPTIONS, BALANCED_OPTIONS)
@@ -244,6 +299,41 @@ def main_text_paragraphs(html: str, title: str | None = None, tree: _Element | N
     if tree is not None:
         paragraphs = restore_repeats(paragraphs, tree)
     return drop_repeated_title(paragraphs, title)
+
+
+def sole_headlined_article(tree: _Element) -> _Element | None:
+    """The page's one ``<article>`` element when it holds the page's headline and less than
+    half the page's text (the rest is a stream beside it, not text the article lost) (step 12)."""
+    articles = tree.xpath("//body//article")
+    body = tree.find("body")
+    if len(articles) == 1 and articles[0].find(".//h1") is not None and body is not None \
+            and 2 * len(articles[0].text_content()) < len(body.text_content()):
+        return articles[0]
+    return None
+
+
+def numbered_slideshows(tree: _Element) -> list[_Element]:
+    """Lists of MIN_TEASERS or more items in which item k opens with the counter "k/N",
+    N the number of items: a slideshow's captions (step 11)."""
+    found: list[_Element] = []
+    for first in tree.xpath("//body//li[1][starts-with(normalize-space(.), '1/')]"):
+        listing = first.getparent()
+        items = list(listing.iterchildren("li")) if listing is not None else []
+        if len(items) < MIN_TEASERS or listing in found:
+            continue
+        counters = [_COUNTER.match(item.text_content()) for item in items]
+        if all(match is not None and int(match[1]) == number and int(match[2]) == len(items)
+               for number, match in enumerate(counters, start=1)):
+            found.append(listing)
+    return found
+
+
+def drop_slideshows(tree: _Element) -> bool:
+    """``tree`` without its numbered slideshows (step 11); False when it has none."""
+    slideshows = numbered_slideshows(tree)
+    for listing in slideshows:
+        remove_keeping_tail(listing)
+    return bool(slideshows)
 
 
 def _is_teaser(item: _Element) -> bool:
