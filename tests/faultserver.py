@@ -153,10 +153,14 @@ def raw_answer(log: FaultLog, data: bytes, reset: bool = False) -> Handler:
     return handle
 
 
+_RESERVED: list[socket.socket] = []
+
+
 def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
+    """A loopback port nothing listens on. The socket stays bound (never listening)
+    for the whole session, so no server started later can take the port: a
+    connection to it is refused every time."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
+    _RESERVED.append(sock)
+    return sock.getsockname()[1]
