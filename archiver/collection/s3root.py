@@ -49,7 +49,8 @@ from archiver.collection.catalog_build import (BagRecord, catalog_file, connect,
                                                read_bag_record_from)
 from archiver.collection.events import Event
 from archiver.errors import StorageError
-from archiver.replication.s3 import (EventObjectNames, S3Bag, S3Objects, S3Site, _client_errors, _is_missing, find_s3_bags, make_client,
+from archiver.replication.s3events import EventObjectNames
+from archiver.replication.s3 import (S3Bag, S3Objects, S3Site, _client_errors, _is_missing, find_s3_bags, make_client,
                                      parse_s3_url)
 from archiver.replication.target import EVENTS_FILE, RECEIPTS_DIR
 
